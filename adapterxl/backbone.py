@@ -1,0 +1,194 @@
+"""Backbones: load a frozen pretrained model (HF id, local path or `builtin:<name>`) at a
+precision or quantized, with its tokenizer and a fingerprint that modules record."""
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from .errors import AdapterxlError, unknown
+
+PRECISIONS = ("fp32", "bf16", "fp16")
+QUANTIZE = ("none", "8bit", "4bit")
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+OFFLINE_HINT = "to run offline use --model builtin:tiny-xlmr --data samples"
+
+# Tiny random-init backbones built from real architecture classes, so tests and the quickstart
+# run the same code path as real checkpoints. Bump the version when a config changes: the
+# fingerprint of the materialized weights changes with it. Their heads mean-pool: in a random
+# encoder the first token's output hardly depends on the input (measured: its std across
+# examples is ~0.3% of a token's), so a first-token head could learn nothing.
+BUILTIN = {
+    "tiny-xlmr": dict(
+        model_type="xlm-roberta", vocab_size=2000, hidden_size=64, num_hidden_layers=2,
+        num_attention_heads=4, intermediate_size=128, max_position_embeddings=258,
+        pad_token_id=1, bos_token_id=0, eos_token_id=2, type_vocab_size=1,
+    ),
+}
+BUILTIN_VERSION = 1
+TOKENIZER_FILE = Path(__file__).parent / "resources" / "tokenizer" / "tiny-multilingual.json"
+
+
+def home() -> Path:
+    """adapterxl's cache root (builtin backbones, pulled modules)."""
+    return Path(os.environ.get("ADAPTERXL_HOME", Path.home() / ".cache" / "adapterxl"))
+
+
+@dataclass
+class Backbone:
+    model: torch.nn.Module          # the bare encoder (no task head), all parameters frozen
+    tokenizer: object
+    id: str                          # what the user asked for: HF id, path or builtin:<name>
+    fingerprint: str
+    model_type: str
+    hidden_size: int
+    precision: str
+    quantize: str
+    device: torch.device
+    pooling: str = "first"           # the default for its classification heads
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return DTYPES[self.precision]
+
+    def describe(self) -> dict:
+        return {"id": self.id, "fingerprint": self.fingerprint, "model_type": self.model_type,
+                "hidden_size": self.hidden_size, "precision": self.precision, "quantize": self.quantize}
+
+
+def default_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def default_precision(device: torch.device) -> str:
+    if device.type == "cuda" and torch.cuda.is_bf16_supported():
+        return "bf16"
+    return "fp32"
+
+
+def builtin_path(name: str) -> Path:
+    """Materialize a builtin backbone (random weights from a fixed seed + the project's tokenizer)
+    into the cache once; afterwards it loads like any local checkpoint."""
+    if name not in BUILTIN:
+        raise unknown("builtin backbone", name, BUILTIN)
+    target = home() / "builtin" / f"{name}-v{BUILTIN_VERSION}"
+    if (target / "config.json").exists() and (target / "tokenizer.json").exists():
+        return target
+    from transformers import AutoConfig, AutoModel, XLMRobertaTokenizerFast
+
+    spec = dict(BUILTIN[name])
+    config = AutoConfig.for_model(spec.pop("model_type"), **spec)
+    torch.manual_seed(0)
+    model = AutoModel.from_config(config, add_pooling_layer=False)
+    tokenizer = XLMRobertaTokenizerFast(tokenizer_file=str(TOKENIZER_FILE), model_max_length=256)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=target.parent))
+    try:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        # Two processes may race here; whoever renames first wins, the other's copy is identical.
+        try:
+            os.replace(tmp, target)
+        except OSError:
+            pass
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def resolve(model_id: str) -> str:
+    if model_id.startswith("builtin:"):
+        return str(builtin_path(model_id.split(":", 1)[1]))
+    return model_id
+
+
+def _offline_error(model_id: str, exc: Exception) -> AdapterxlError:
+    return AdapterxlError(
+        f"cannot load backbone {model_id!r}: not cached locally and the Hugging Face Hub is "
+        f"unreachable ({type(exc).__name__}); {OFFLINE_HINT}")
+
+
+def fingerprint(model: torch.nn.Module, config) -> str:
+    """A short id of the pretrained weights, independent of precision and quantization:
+    embeddings are never quantized, so a slice of them (rounded to bf16) identifies the
+    checkpoint, together with the architecture's shape."""
+    emb = model.get_input_embeddings().weight[:64].detach().float().to(torch.bfloat16)
+    h = hashlib.sha256()
+    shape = (config.model_type, config.hidden_size, getattr(config, "num_hidden_layers", None),
+             config.vocab_size)
+    h.update(repr(shape).encode())
+    h.update(emb.view(torch.int16).cpu().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def _quantization_config(quantize: str, dtype: torch.dtype):
+    from transformers import BitsAndBytesConfig
+
+    if quantize == "8bit":
+        return BitsAndBytesConfig(load_in_8bit=True)
+    return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
+                              bnb_4bit_use_double_quant=True, bnb_4bit_compute_dtype=dtype)
+
+
+# Encoders whose bare model takes add_pooling_layer: our heads pool themselves.
+_POOLER_KWARG = {"bert", "roberta", "xlm-roberta", "xlm-roberta-xl"}
+
+
+def load_backbone(model_id: str, precision: str | None = None, quantize: str = "none",
+                  device: str | torch.device | None = None) -> Backbone:
+    """Load a frozen backbone. `precision` defaults to bf16 on a bf16-capable GPU, else fp32;
+    `quantize` is none, 8bit or 4bit (bitsandbytes; embeddings stay unquantized)."""
+    from transformers import AutoConfig, AutoModel, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    device = torch.device(device) if device is not None else default_device()
+    precision = precision or default_precision(device)
+    if precision not in PRECISIONS:
+        raise unknown("precision", precision, PRECISIONS)
+    if quantize not in QUANTIZE:
+        raise unknown("quantization", quantize, QUANTIZE)
+    if quantize != "none" and device.type == "cpu" and precision != "fp32":
+        # bitsandbytes' CPU kernels compute in fp32; half-precision non-quantized weights would
+        # then meet fp32 activations.
+        precision = "fp32"
+    path = resolve(model_id)
+    if not model_id.startswith("builtin:") and os.path.sep in model_id and not Path(path).exists():
+        raise AdapterxlError(f"backbone path {model_id!r} does not exist")
+    try:
+        config = AutoConfig.from_pretrained(path)
+    except OSError as e:
+        if "does not appear to have a file named config.json" in str(e) or Path(path).exists():
+            raise AdapterxlError(f"{model_id!r} is not a model checkpoint (no config.json)") from e
+        raise _offline_error(model_id, e) from e
+    except ValueError as e:
+        raise AdapterxlError(f"cannot read the config of {model_id!r}: {e}") from e
+    kwargs = {"dtype": DTYPES[precision]}
+    if config.model_type in _POOLER_KWARG:
+        kwargs["add_pooling_layer"] = False
+    if quantize != "none":
+        kwargs["quantization_config"] = _quantization_config(quantize, DTYPES[precision])
+        if device.type == "cuda":
+            kwargs["device_map"] = {"": device.index or 0}
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    try:
+        model = AutoModel.from_pretrained(path, **kwargs)
+        tokenizer = AutoTokenizer.from_pretrained(path)
+    except OSError as e:
+        raise _offline_error(model_id, e) from e
+    finally:
+        hf_logging.set_verbosity(verbosity)
+    if quantize == "none":
+        model.to(device)
+    model.requires_grad_(False)
+    model.eval()
+    return Backbone(model=model, tokenizer=tokenizer, id=model_id,
+                    fingerprint=fingerprint(model, config), model_type=config.model_type,
+                    hidden_size=config.hidden_size, precision=precision, quantize=quantize,
+                    device=device, pooling="mean" if model_id.startswith("builtin:") else "first")

@@ -1,0 +1,173 @@
+"""The `adapterxl` command: parse, call one library function, print. No logic here."""
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+import yaml
+
+from .errors import AdapterxlError
+
+
+class Group(click.Group):
+    """Turns AdapterxlError into one line on stderr and exit code 2 (a traceback with --debug)."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except AdapterxlError as e:
+            if ctx.obj and ctx.obj.get("debug"):
+                raise
+            click.echo(f"error: {e}", err=True)
+            sys.exit(2)
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            sys.exit(130)
+
+
+@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--debug", is_flag=True, help="Show tracebacks.")
+@click.pass_context
+def main(ctx, debug):
+    """adapterxl: English intermediate-task modules for zero-shot cross-lingual transfer."""
+    ctx.obj = {"debug": debug}
+
+
+def _key_values(pairs) -> dict:
+    out = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise AdapterxlError(f"--method-config expects key=value, got {pair!r}")
+        key, value = pair.split("=", 1)
+        out[key] = yaml.safe_load(value)
+    return out
+
+
+def _csv(value: str | None) -> list[str]:
+    return [x for x in (value or "").split(",") if x]
+
+
+def train_options(default_output: str):
+    """Flags shared by train-intermediate and train-target; each is a TrainConfig field."""
+    options = [
+        click.option("--task", required=True, help="Task name (see `adapterxl tasks`)."),
+        click.option("--output", "-o", default=None,
+                     help=f"Module directory to write [default: {default_output}]."),
+        click.option("--model", default="xlm-roberta-large", show_default=True,
+                     help="Backbone: HF id, local path, or builtin:tiny-xlmr."),
+        click.option("--method", default="seq_bn", show_default=True, help="seq_bn or lora."),
+        click.option("--method-config", multiple=True, metavar="KEY=VALUE",
+                     help="Override a method setting, e.g. reduction_factor=8 or r=16."),
+        click.option("--stack", default=None, metavar="DIR[,DIR]",
+                     help="Modules to stack beneath the new one (frozen, bottom first)."),
+        click.option("--init-from", default=None, metavar="DIR",
+                     help="Continue training this module's weights on the new task."),
+        click.option("--data", default="hf", show_default=True,
+                     help="hf (Hugging Face datasets) or samples (bundled synthetic data)."),
+        click.option("--data-dir", default=None, help="Local files: <split>[.<lang>].jsonl|tsv."),
+        click.option("--precision", type=click.Choice(["fp32", "bf16", "fp16"]), default=None,
+                     help="[default: bf16 on a bf16 GPU, else fp32]"),
+        click.option("--quantize", type=click.Choice(["none", "8bit", "4bit"]), default="none",
+                     show_default=True),
+        click.option("--lr", type=float, default=None, help="[default: 1e-4 seq_bn, 3e-4 lora]"),
+        click.option("--epochs", type=float, default=None, help="[default: the task's]"),
+        click.option("--max-steps", type=int, default=None, help="Stop after N optimizer steps."),
+        click.option("--batch-size", type=int, default=None, help="Effective batch [task's]."),
+        click.option("--micro-batch-size", type=int, default=None,
+                     help="Per-step batch; gradients accumulate to --batch-size."),
+        click.option("--max-length", type=int, default=None),
+        click.option("--max-train-examples", type=int, default=None),
+        click.option("--seed", type=int, default=42, show_default=True),
+        click.option("--force", is_flag=True, help="Use modules trained on another backbone."),
+    ]
+
+    def decorate(f):
+        for option in reversed(options):
+            f = option(f)
+        return f
+    return decorate
+
+
+def _train(kw, default_output):
+    from .train import TrainConfig, train_module
+
+    kw["output"] = kw["output"] or default_output.format(task=kw["task"])
+    kw["stack"] = _csv(kw["stack"])
+    kw["method_config"] = _key_values(kw["method_config"])
+    result = train_module(TrainConfig(**kw))
+    click.echo(f"module saved to {result['module']} (dev {result['metric']} {result['dev']:.4f} "
+               f"at step {result['best_step']}/{result['steps']}, "
+               f"{result['tokens_per_second']:.0f} tokens/s)")
+
+
+@main.command("train-intermediate")
+@train_options("runs/{task}")
+def train_intermediate(**kw):
+    """Phase 2: train a module on an English intermediate task."""
+    _train(kw, "runs/{task}")
+
+
+@main.command("train-target")
+@train_options("runs/{task}")
+def train_target(**kw):
+    """Phase 3: train a target-task module, stacked on (--stack) or continuing (--init-from)
+    intermediate modules."""
+    _train(kw, "runs/{task}")
+
+
+@main.command("evaluate")
+@click.option("--task", required=True)
+@click.option("--module", required=True, metavar="DIR", help="Module directory to evaluate.")
+@click.option("--languages", default="all", show_default=True, help="all or a comma list.")
+@click.option("--split", default="test", show_default=True)
+@click.option("--data", default="hf", show_default=True)
+@click.option("--data-dir", default=None)
+@click.option("--output", "-o", default=None, help="[default: <module>/eval]")
+@click.option("--model", default=None, help="Backbone [default: the module's].")
+@click.option("--precision", type=click.Choice(["fp32", "bf16", "fp16"]), default=None)
+@click.option("--quantize", type=click.Choice(["none", "8bit", "4bit"]), default="none")
+@click.option("--batch-size", type=int, default=64, show_default=True)
+@click.option("--max-examples", type=int, default=None, help="Per language.")
+@click.option("--force", is_flag=True)
+def evaluate_cmd(**kw):
+    """Zero-shot evaluation in every language; writes the XTREME submission layout."""
+    from .evaluation import evaluate, format_table
+
+    result = evaluate(**kw)
+    click.echo(format_table(result))
+    click.echo(f"results: {result['predictions'].rsplit('/', 1)[0]}/results.json; "
+               f"predictions: {result['predictions']}/")
+
+
+@main.command()
+@click.option("--output", "-o", default="runs/quickstart", show_default=True)
+@click.option("--method", default="seq_bn", show_default=True)
+def quickstart(output, method):
+    """The whole pipeline offline on a tiny random backbone and bundled samples."""
+    from .quickstart import run
+
+    run(output, method=method, echo=click.echo)
+
+
+@main.command()
+@click.option("--role", type=click.Choice(["intermediate", "target"]), default=None)
+@click.option("--json", "as_json", is_flag=True)
+def tasks(role, as_json):
+    """List the tasks: format, languages, metric, source."""
+    from .tasks import list_tasks
+
+    rows = list_tasks(role)
+    if as_json:
+        click.echo(json.dumps([{"name": t.name, "format": t.format, "role": t.role,
+                                "languages": t.languages, "metric": t.metric,
+                                "source": t.sources["train"]["path"]} for t in rows], indent=2))
+        return
+    for t in rows:
+        click.echo(f"{t.name:<8} {t.role:<12} {t.format:<20} {t.metric:<9} "
+                   f"{t.sources['train']['path']:<14} {len(t.languages)} langs: "
+                   f"{' '.join(t.languages)}")
+
+
+if __name__ == "__main__":
+    main()

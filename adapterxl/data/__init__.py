@@ -1,0 +1,2 @@
+"""Data: sources (Hugging Face datasets, local files, bundled samples), preprocessing and
+batching."""

@@ -1,0 +1,252 @@
+"""Training a module (phase 2: intermediate, phase 3: target) on a frozen backbone.
+
+One function, `train_module(TrainConfig)`, serves the CLI (train-intermediate, train-target),
+the quickstart and the tests. The loop runs through accelerate, so `accelerate launch` /
+`torchrun` give data parallelism without changes here."""
+from __future__ import annotations
+
+import math
+import platform
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .backbone import load_backbone
+from .errors import AdapterxlError
+from .evaluation import predict
+from .evaluation.metrics import score
+from .heads import head_config
+from .modules import assemble, get_method, method_config, open_module, save_module
+from .data.preprocess import encode, loader
+from .data.sources import load_split, source_kind
+from .tasks import get_task
+
+# Learning rates for modules (the paper's 1e-5 is for full fine-tuning).
+DEFAULT_LR = {"seq_bn": 1e-4, "lora": 3e-4}
+
+
+@dataclass
+class TrainConfig:
+    """Every field is a CLI flag of train-intermediate / train-target (and a recipe key)."""
+    task: str
+    output: str
+    model: str = "xlm-roberta-large"
+    method: str = "seq_bn"
+    method_config: dict = field(default_factory=dict)
+    stack: list[str] = field(default_factory=list)
+    init_from: str | None = None
+    data: str = "hf"
+    data_dir: str | None = None
+    precision: str | None = None
+    quantize: str = "none"
+    lr: float | None = None
+    epochs: float | None = None
+    max_steps: int | None = None
+    batch_size: int | None = None
+    micro_batch_size: int | None = None
+    max_length: int | None = None
+    warmup_ratio: float = 0.1
+    weight_decay: float = 0.01
+    evals: int = 5
+    max_train_examples: int | None = None
+    max_eval_examples: int | None = None
+    seed: int = 42
+    force: bool = False
+
+
+def set_seed(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def versions() -> dict:
+    import importlib.metadata as md
+
+    out = {"python": platform.python_version()}
+    for pkg in ("adapterxl", "torch", "transformers", "adapters", "peft", "bitsandbytes",
+                "accelerate", "datasets"):
+        try:
+            out[pkg] = md.version(pkg)
+        except md.PackageNotFoundError:
+            out[pkg] = None
+    return out
+
+
+def _resolve(cfg: TrainConfig):
+    task = get_task(cfg.task)
+    get_method(cfg.method)
+    source_kind(cfg.data, cfg.data_dir)
+    if cfg.stack and cfg.init_from:
+        raise AdapterxlError("--stack and --init-from cannot be combined: --init-from "
+                             "continues a module together with everything it was stacked on")
+    lower = []
+    for path in cfg.stack:
+        lower += open_module(path).chain()
+    init_from = open_module(cfg.init_from) if cfg.init_from else None
+    if init_from is not None:
+        lower = init_from.lower()
+    hp = task.hyperparameters
+    method = init_from.method if init_from else cfg.method
+    settings = {
+        "lr": cfg.lr or DEFAULT_LR[method],
+        "epochs": cfg.epochs if cfg.epochs is not None else hp.get("epochs", 3),
+        "batch_size": cfg.batch_size or hp.get("batch_size", 32),
+        "max_length": cfg.max_length or hp.get("max_length", 256),
+    }
+    return task, lower, init_from, settings
+
+
+def train_module(cfg: TrainConfig, progress: bool = True) -> dict:
+    """Train one module and save it to `cfg.output`. Returns the run's results."""
+    from accelerate import Accelerator
+    from tqdm.auto import tqdm
+    from transformers import get_linear_schedule_with_warmup
+
+    task, lower, init_from, hp = _resolve(cfg)
+    set_seed(cfg.seed)
+    backbone = load_backbone(cfg.model, cfg.precision, cfg.quantize)
+    train_rows = load_split(task, "train", data=cfg.data, data_dir=cfg.data_dir,
+                            max_examples=cfg.max_train_examples)
+    dev_rows = load_split(task, "validation", data=cfg.data, data_dir=cfg.data_dir,
+                          max_examples=cfg.max_eval_examples)
+    if any(r["label"] is None for r in train_rows):
+        raise AdapterxlError(f"{task.name} training data has unlabeled examples")
+    model, top = assemble(backbone, lower, method=cfg.method, config=cfg.method_config,
+                          init_from=init_from, force=cfg.force,
+                          head=head_config(task.format, backbone.hidden_size, len(task.labels),
+                                           backbone.pooling))
+
+    accelerator = Accelerator(device_placement=False, cpu=backbone.device.type == "cpu")
+    micro = cfg.micro_batch_size or hp["batch_size"]
+    per_step = micro * accelerator.num_processes
+    if hp["batch_size"] % per_step:
+        raise AdapterxlError(f"batch size {hp['batch_size']} is not a multiple of micro-batch "
+                             f"{micro} x {accelerator.num_processes} processes")
+    accum = hp["batch_size"] // per_step
+    tok = backbone.tokenizer
+    train_features = encode(train_rows, tok, hp["max_length"])
+    dev_features = encode(dev_rows, tok, hp["max_length"])
+    train_dl = loader(train_features, tok, micro, shuffle=True, seed=cfg.seed,
+                      device=backbone.device)
+    sampler = train_dl.batch_sampler  # accelerate may wrap it; epochs are set on ours
+    steps_per_epoch = max(1, len(train_dl) // (accum * accelerator.num_processes))
+    total = cfg.max_steps or max(1, math.ceil(hp["epochs"] * steps_per_epoch))
+
+    params = model.trainable_parameters()
+    decay = [p for p in params if p.ndim > 1]
+    no_decay = [p for p in params if p.ndim <= 1]
+    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
+                                   {"params": no_decay, "weight_decay": 0.0}], lr=hp["lr"])
+    scheduler = get_linear_schedule_with_warmup(optimizer, int(cfg.warmup_ratio * total), total)
+    model, optimizer, train_dl = accelerator.prepare(model, optimizer, train_dl)
+    core = accelerator.unwrap_model(model)
+
+    eval_at = {max(1, round(total * (i + 1) / cfg.evals)) for i in range(cfg.evals)}
+    best = {"metric": -math.inf, "step": 0, "state": None}
+    history = []
+    step, epoch, tokens, seen = 0, 0, 0, 0
+    bar = tqdm(total=total, desc=f"train {task.name}", unit="step", dynamic_ncols=True,
+               disable=None if (progress and accelerator.is_main_process) else True)
+    start = time.perf_counter()
+    running = None
+    model.train()
+    while step < total:
+        sampler.set_epoch(epoch)
+        for i, batch in enumerate(train_dl):
+            batch = {k: v.to(backbone.device) for k, v in batch.items()}
+            loss = model(**batch)["loss"]
+            if not torch.isfinite(loss):
+                raise AdapterxlError(f"loss became {loss.item()} at step {step}: lower the "
+                                     f"learning rate (now {hp['lr']}) or use --precision fp32")
+            accelerator.backward(loss / accum)
+            tokens += int(batch["attention_mask"].sum())
+            seen += len(batch["labels"])
+            if (i + 1) % accum:
+                continue
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            step += 1
+            running = loss.item() if running is None else 0.9 * running + 0.1 * loss.item()
+            bar.update(1)
+            bar.set_postfix(loss=f"{running:.4f}", best=f"{max(best['metric'], 0):.3f}")
+            if step in eval_at:
+                logits = predict(core, dev_features, tok)
+                metric = score(task.metric, logits, [f["labels"] for f in dev_features])
+                history.append({"step": step, "loss": running, task.metric: metric})
+                if metric > best["metric"]:
+                    best = {"metric": metric, "step": step, "state": _snapshot(core, top)}
+                model.train()
+            if step >= total:
+                break
+        epoch += 1
+    bar.close()
+    seconds = time.perf_counter() - start
+
+    _restore(core, top, best["state"])
+    result = {
+        "task": task.name, "steps": step, "epochs_seen": round(seen / len(train_features), 3),
+        "best_step": best["step"], "metric": task.metric, "dev": best["metric"],
+        "train_seconds": round(seconds, 2), "tokens": tokens,
+        "tokens_per_second": round(tokens / seconds, 1), "history": history,
+        "trainable_parameters": sum(p.numel() for p in params),
+    }
+    if accelerator.is_main_process:
+        manifest = _manifest(cfg, task, core, top, hp, init_from, result)
+        saved = save_module(cfg.output, manifest, core.module_state(top),
+                            {k: v.detach().float().cpu().contiguous()
+                             for k, v in core.head.state_dict().items()}, lower)
+        result["module"] = str(saved.path)
+    accelerator.wait_for_everyone()
+    return result
+
+
+def _snapshot(model, top) -> dict:
+    return {"module": model.module_state(top),
+            "head": {k: v.detach().clone().cpu() for k, v in model.head.state_dict().items()}}
+
+
+def _restore(model, top, state) -> None:
+    if state is None:
+        return
+    model.load_module_state(top, state["module"], "best checkpoint")
+    model.head.load_state_dict(state["head"])
+
+
+def _manifest(cfg, task, model, top, hp, init_from, result) -> dict:
+    data = {"source": source_kind(cfg.data, cfg.data_dir)}
+    if data["source"] == "hf":
+        data["train"] = task.sources["train"]
+        data["validation"] = task.sources["validation"]
+    elif data["source"] == "local":
+        data["dir"] = str(Path(cfg.data_dir).resolve())
+    return {
+        "name": task.name,
+        "task": task.name,
+        "format": task.format,
+        "labels": list(task.labels),
+        "languages": [task.train_language],
+        "backbone": model.backbone.describe(),
+        "method": {"name": top.method, "engine": get_method(top.method).engine,
+                   "config": method_config(top.method, top.config)},
+        "head": model.head_config,
+        "init_from": None if init_from is None else {
+            "name": init_from.name, "task": init_from.manifest["task"],
+            "path": str(init_from.path.resolve()),
+            "sha256": init_from.manifest.get("files", {}).get("module.safetensors")},
+        "data": data,
+        "hyperparameters": {**{k: v for k, v in asdict(cfg).items()
+                               if k not in ("task", "output", "model", "stack", "init_from",
+                                            "data", "data_dir", "force")}, **hp},
+        "seed": cfg.seed,
+        "metrics": {"dev": {task.metric: result["dev"]},
+                    "best_step": result["best_step"], "steps": result["steps"]},
+        "versions": versions(),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }

@@ -109,9 +109,13 @@ def resolve(model_id: str) -> str:
 
 
 def _offline_error(model_id: str, exc: Exception) -> AdapterxlError:
-    return AdapterxlError(
-        f"cannot load backbone {model_id!r}: not cached locally and the Hugging Face Hub is "
-        f"unreachable ({type(exc).__name__}); {OFFLINE_HINT}")
+    text = str(exc)
+    if any(s in text.lower() for s in ("connect", "offline", "resolve", "timed out")):
+        return AdapterxlError(
+            f"cannot load backbone {model_id!r}: not cached locally and the Hugging Face Hub "
+            f"is unreachable ({type(exc).__name__}); {OFFLINE_HINT}")
+    # Reachable Hub, wrong id or missing files: HF's own first line says which.
+    return AdapterxlError(f"cannot load backbone {model_id!r}: {text.strip().splitlines()[0]}")
 
 
 def fingerprint(model: torch.nn.Module, config) -> str:

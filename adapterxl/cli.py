@@ -31,7 +31,12 @@ class Group(click.Group):
 @click.pass_context
 def main(ctx, debug):
     """adapterxl: English intermediate-task modules for zero-shot cross-lingual transfer."""
+    import logging
+
     ctx.obj = {"debug": debug}
+    if not debug:
+        # bitsandbytes reports optional CPU kernels it did not find, on every import.
+        logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
 
 
 def _key_values(pairs) -> dict:

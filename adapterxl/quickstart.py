@@ -11,7 +11,7 @@ NOTE = ("builtin:tiny-xlmr is a tiny RANDOMLY initialized model and the data are
         "the numbers show that the pipeline works, not how well transfer works.")
 
 
-def run(output: str = "runs/quickstart", method: str = "seq_bn", steps: int = 150,
+def run(output: str = "runs/quickstart", method: str = "seq_bn", steps: int = 300,
         echo=print) -> dict:
     out = Path(output)
     common = dict(model="builtin:tiny-xlmr", data="samples", method=method, max_steps=steps,

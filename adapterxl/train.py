@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .backbone import load_backbone
+from .backbone import Backbone, load_backbone
 from .errors import AdapterxlError
 from .evaluation import predict
 from .evaluation.metrics import score
@@ -101,15 +101,18 @@ def _resolve(cfg: TrainConfig):
     return task, lower, init_from, settings
 
 
-def train_module(cfg: TrainConfig, progress: bool = True) -> dict:
-    """Train one module and save it to `cfg.output`. Returns the run's results."""
+def train_module(cfg: TrainConfig, progress: bool = True, backbone: Backbone | None = None) -> dict:
+    """Train one module and save it to `cfg.output`. Returns the run's results.
+
+    `backbone` (optional) is an already-loaded backbone to use instead of loading `cfg.model`;
+    the modules are injected into it, so pass a fresh one per run."""
     from accelerate import Accelerator
     from tqdm.auto import tqdm
     from transformers import get_linear_schedule_with_warmup
 
     task, lower, init_from, hp = _resolve(cfg)
     set_seed(cfg.seed)
-    backbone = load_backbone(cfg.model, cfg.precision, cfg.quantize)
+    backbone = backbone or load_backbone(cfg.model, cfg.precision, cfg.quantize)
     train_rows = load_split(task, "train", data=cfg.data, data_dir=cfg.data_dir,
                             max_examples=cfg.max_train_examples)
     dev_rows = load_split(task, "validation", data=cfg.data, data_dir=cfg.data_dir,

@@ -63,7 +63,10 @@ class Backbone:
 
 
 def default_device() -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    """This process's GPU (LOCAL_RANK under accelerate launch / torchrun), else the CPU."""
+    if torch.cuda.is_available():
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+    return torch.device("cpu")
 
 
 def default_precision(device: torch.device) -> str:
@@ -162,7 +165,8 @@ def load_backbone(model_id: str, precision: str | None = None, quantize: str = "
         # then meet fp32 activations.
         precision = "fp32"
     path = resolve(model_id)
-    if not model_id.startswith("builtin:") and os.path.sep in model_id and not Path(path).exists():
+    # "org/name" is a Hub id; only explicit paths are checked on disk.
+    if model_id.startswith((".", "/", "~")) and not Path(path).expanduser().exists():
         raise AdapterxlError(f"backbone path {model_id!r} does not exist")
     try:
         config = AutoConfig.from_pretrained(path)

@@ -117,8 +117,10 @@ def train_module(cfg: TrainConfig, progress: bool = True, backbone: Backbone | N
                             max_examples=cfg.max_train_examples)
     dev_rows = load_split(task, "validation", data=cfg.data, data_dir=cfg.data_dir,
                           max_examples=cfg.max_eval_examples)
-    if any(r["label"] is None for r in train_rows):
-        raise AdapterxlError(f"{task.name} training data has unlabeled examples")
+    for split, rows in (("train", train_rows), ("validation", dev_rows)):
+        if any(r["label"] is None for r in rows):
+            raise AdapterxlError(f"{task.name} {split} data has unlabeled examples; training "
+                                 f"and model selection need labels")
     model, top = assemble(backbone, lower, method=cfg.method, config=cfg.method_config,
                           init_from=init_from, force=cfg.force,
                           head=head_config(task.format, backbone.hidden_size, len(task.labels),

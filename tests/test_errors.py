@@ -134,3 +134,18 @@ def test_failed_save_keeps_previous_module(tmp_path, mnli_module, monkeypatch):
     assert (target / "module.safetensors").read_bytes() == before
     assert json.loads((target / "manifest.json").read_text())["name"] == "mnli"
     assert [p.name for p in tmp_path.iterdir()] == ["m"], "staging directory left behind"
+
+
+def test_hub_ids_with_a_slash_are_not_taken_for_paths():
+    """'org/name' goes to the Hub (offline here), a missing './dir' is a missing path."""
+    fails("train-intermediate", "--task", "mnli", "--model", "facebook/xlm-roberta-xl",
+          "--data", "samples", match="cannot load backbone 'facebook/xlm-roberta-xl'")
+    fails("train-intermediate", "--task", "mnli", "--model", "./no-such-dir", "--data",
+          "samples", match="backbone path './no-such-dir' does not exist")
+
+
+def test_unlabeled_dev_split_is_refused(tmp_path):
+    (tmp_path / "train.jsonl").write_text('{"premise": "a", "hypothesis": "b", "label": 0}\n')
+    (tmp_path / "validation.jsonl").write_text('{"premise": "a", "hypothesis": "b", "label": -1}\n')
+    fails("train-intermediate", "--task", "mnli", "--data-dir", str(tmp_path), "--model",
+          "builtin:tiny-xlmr", match="validation data has unlabeled examples")

@@ -54,11 +54,13 @@ def evaluate(task: str, module: str, languages="all", data: str = "hf", data_dir
     if not langs:
         raise AdapterxlError(f"no {split} data for {task} in {', '.join(wanted)} "
                              f"(source: {data_dir or data})")
-    if mod.manifest.get("format") != task_.format or len(mod.manifest["labels"]) != len(task_.labels):
+    # A module predicts another task only with the same format and the same labels in the same
+    # order (an MNLI module can be scored on XNLI directly).
+    if mod.manifest.get("format") != task_.format or mod.manifest["labels"] != list(task_.labels):
         raise AdapterxlError(f"module {module} was trained on {mod.manifest['task']} "
-                             f"({mod.manifest.get('format')}, {len(mod.manifest['labels'])} "
-                             f"labels) and cannot predict {task} ({task_.format}, "
-                             f"{len(task_.labels)} labels)")
+                             f"({mod.manifest.get('format')}, labels "
+                             f"{','.join(mod.manifest['labels'])}) and cannot predict {task} "
+                             f"({task_.format}, labels {','.join(task_.labels)})")
     backbone = load_backbone(model or mod.manifest["backbone"]["id"], precision, quantize)
     net = load_for_inference(backbone, mod, force=force)
     max_length = max_length or task_.hyperparameters.get("max_length", 256)

@@ -1,0 +1,186 @@
+"""Training throughput: adapterxl defaults vs a naive baseline vs full fine-tuning.
+
+Random-weight XLM-R-architecture backbones built from a config (no download), random token
+ids with an XNLI-like length distribution (premise + hypothesis: log-normal, median ~48
+tokens, long tail, clipped to 8..256). Each variant runs in its own process so peak memory is
+its own. Prints JSON lines and a markdown table; timings are reported, never asserted.
+
+    python benchmarks/train_speed.py                 # size small, 30 measured steps
+    python benchmarks/train_speed.py --quick         # CI-sized: tiny, a few steps
+    python benchmarks/train_speed.py --size large --steps 50   # on a GPU
+
+Variants (same data, same effective batch):
+  module   adapterxl defaults: seq_bn module on the frozen backbone, dynamic padding with
+           length-grouped batches, bf16 autocast and SDPA on GPU
+  naive    the same module, but padded to max length, random batches, fp32
+  module-nogroup  dynamic padding without length grouping (what grouping adds)
+  full     full fine-tuning with adapterxl's batching (what freezing saves)
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+SIZES = {  # shapes from the real configs; vocabulary of the bundled tokenizer for CPU sizes
+    "tiny": dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=128),
+    "small": dict(hidden_size=256, num_hidden_layers=4, num_attention_heads=4,
+                  intermediate_size=1024),
+    "base": dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12,
+                 intermediate_size=3072),
+    "large": dict(hidden_size=1024, num_hidden_layers=24, num_attention_heads=16,
+                  intermediate_size=4096),
+}
+VARIANTS = ("module", "naive", "module-nogroup", "full")
+
+
+def lengths(n: int, seed: int, max_length: int) -> list[int]:
+    import random
+
+    rng = random.Random(seed)
+    return [min(max_length, max(8, int(rng.lognormvariate(math.log(48), 0.45))))
+            for _ in range(n)]
+
+
+def run_variant(variant: str, size: str, steps: int, batch: int, max_length: int, warmup: int) -> dict:
+    import torch
+    from transformers import AutoConfig, AutoModel, DataCollatorWithPadding
+
+    from adapterxl.backbone import TOKENIZER_FILE, Backbone, default_device, default_precision
+    from adapterxl.data.preprocess import loader
+    from adapterxl.heads import head_config
+    from adapterxl.modules import assemble
+    from transformers import XLMRobertaTokenizerFast
+
+    torch.manual_seed(0)
+    device = default_device()
+    precision = "fp32" if variant == "naive" else default_precision(device)
+    tok = XLMRobertaTokenizerFast(tokenizer_file=str(TOKENIZER_FILE))
+    config = AutoConfig.for_model("xlm-roberta", vocab_size=len(tok), max_position_embeddings=max_length + 2,
+                                  pad_token_id=1, **SIZES[size])
+    attn = "eager" if variant == "naive" else "sdpa"
+    model = AutoModel.from_config(config, add_pooling_layer=False, attn_implementation=attn,
+                                  torch_dtype=torch.float32 if precision == "fp32" else torch.bfloat16)
+    model.to(device)
+    model.requires_grad_(False)
+    bb = Backbone(model=model, tokenizer=tok, id=f"random:{size}", fingerprint="random",
+                  model_type="xlm-roberta", hidden_size=config.hidden_size, precision=precision,
+                  quantize="none", device=device)
+    net, _ = assemble(bb, [], method="seq_bn", head=head_config("pair_classification",
+                                                                config.hidden_size, 3))
+    if variant == "full":
+        # Full fine-tuning trains fp32 master weights.
+        net.encoder.float()
+        bb.precision = "bf16" if precision == "bf16" else "fp32"
+        net.encoder.requires_grad_(True)
+    n = (steps + warmup) * batch
+    lens = lengths(n, 0, max_length)
+    g = torch.Generator().manual_seed(0)
+    features = [{"input_ids": [0] + torch.randint(5, len(tok) - 1, (L - 2,), generator=g).tolist() + [2],
+                 "attention_mask": [1] * L, "labels": i % 3} for i, L in enumerate(lens)]
+    if variant == "naive":
+        collate = DataCollatorWithPadding(tok, padding="max_length", max_length=max_length)
+        dl = torch.utils.data.DataLoader(features, batch_size=batch, shuffle=True, collate_fn=collate)
+    else:
+        dl = loader(features, tok, batch, shuffle=True, seed=0, device=device)
+        if variant == "module-nogroup":
+            dl.batch_sampler.group = 1
+    params = [p for p in net.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=1e-4)
+    net.train()
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    tokens = padded = samples = 0
+    start = None
+    for i, b in enumerate(dl):
+        if i == warmup:
+            sync()
+            start = time.perf_counter()
+        b = {k: v.to(device) for k, v in b.items()}
+        loss = net(**b)["loss"]
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        if i >= warmup:
+            tokens += int(b["attention_mask"].sum())
+            padded += b["input_ids"].numel()
+            samples += b["input_ids"].shape[0]
+    sync()
+    seconds = time.perf_counter() - start
+    non_emb = sum(p.numel() for n_, p in net.encoder.named_parameters()
+                  if "embeddings" not in n_ and "axl" not in n_)
+    out = {
+        "variant": variant, "size": size, "device": str(device),
+        "device_name": torch.cuda.get_device_name() if device.type == "cuda" else "cpu",
+        "precision": precision, "attention": attn, "steps": steps, "batch": batch,
+        "tokens_per_s": round(tokens / seconds, 1), "samples_per_s": round(samples / seconds, 2),
+        "padding_fraction": round(1 - tokens / padded, 3),
+        "trainable_params": sum(p.numel() for p in params), "non_embedding_params": non_emb,
+        "torch_threads": torch.get_num_threads(),
+    }
+    if device.type == "cuda":
+        out["peak_gib"] = round(torch.cuda.max_memory_allocated() / 2**30, 3)
+        # ≈4N per token for a frozen backbone, 6N for full fine-tuning, + 12·L·d·T attention,
+        # counted on the tokens actually computed (padding included).
+        L, d = config.num_hidden_layers, config.hidden_size
+        T = padded / samples
+        per_tok = (6 if variant == "full" else 4) * non_emb + 12 * L * d * T
+        out["mfu"] = round(per_tok * padded / seconds / 989e12, 4)
+    else:
+        out["peak_rss_gib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 3)
+    return out
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--size", choices=SIZES, default="small")
+    p.add_argument("--steps", type=int, default=30)
+    p.add_argument("--warmup", type=int, default=3)
+    p.add_argument("--batch", type=int, default=32)
+    p.add_argument("--max-length", type=int, default=256)
+    p.add_argument("--variants", default=",".join(VARIANTS))
+    p.add_argument("--quick", action="store_true", help="CI-sized: tiny config, 4 steps")
+    p.add_argument("--output", help="also write the results as JSON here")
+    p.add_argument("--variant", help=argparse.SUPPRESS)  # child process
+    a = p.parse_args(argv)
+    if a.quick:
+        a.size, a.steps, a.warmup, a.batch = "tiny", 4, 1, 16
+    if a.variant:
+        print(json.dumps(run_variant(a.variant, a.size, a.steps, a.batch, a.max_length, a.warmup)))
+        return 0
+    results = []
+    for v in a.variants.split(","):
+        cmd = [sys.executable, __file__, "--variant", v, "--size", a.size, "--steps", str(a.steps),
+               "--warmup", str(a.warmup), "--batch", str(a.batch), "--max-length", str(a.max_length)]
+        proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ})
+        if proc.returncode:
+            print(proc.stderr[-3000:], file=sys.stderr)
+            return proc.returncode
+        results.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+        print(json.dumps(results[-1]), flush=True)
+    base = {r["variant"]: r["tokens_per_s"] for r in results}
+    mem = "peak_gib" if "peak_gib" in results[0] else "peak_rss_gib"
+    print(f"\n| variant | tokens/s | samples/s | padding | trainable params | {mem} | vs naive | vs full |")
+    print("|---|---|---|---|---|---|---|---|")
+    for r in results:
+        rel = lambda k: f"{r['tokens_per_s'] / base[k]:.2f}x" if k in base else "-"
+        print(f"| {r['variant']} | {r['tokens_per_s']:.0f} | {r['samples_per_s']:.1f} | "
+              f"{r['padding_fraction']:.0%} | {r['trainable_params']:,} | {r[mem]} | "
+              f"{rel('naive')} | {rel('full')} |")
+    if a.output:
+        Path(a.output).write_text(json.dumps(results, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from adapterxl.data.preprocess import LengthGroupedBatches, collator, encode, loader
+from adapterxl.data.preprocess import LengthGroupedBatches, encode, loader
 from adapterxl.data.sources import available_languages, load_split
 from adapterxl.tasks import get_task
 
@@ -79,3 +79,16 @@ def test_bundled_samples_are_what_the_generator_writes(tmp_path):
     for path in written:
         rel = path.relative_to(tmp_path)
         assert (SAMPLES / rel).read_bytes() == path.read_bytes(), rel
+
+
+def test_bundled_tokenizer_is_what_the_build_script_writes(tmp_path):
+    import subprocess
+    import sys
+
+    from adapterxl.backbone import TOKENIZER_FILE
+
+    out = tmp_path / "tok.json"
+    script = TOKENIZER_FILE.parent.parent / "make_tokenizer.py"
+    subprocess.run([sys.executable, str(script), "--out", str(out)], check=True,
+                   capture_output=True)
+    assert out.read_bytes() == TOKENIZER_FILE.read_bytes()

@@ -26,7 +26,7 @@ from __future__ import annotations
 import json
 import random
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Sequence, Tuple
 
 __all__ = [
     "LANGUAGES",
@@ -390,6 +390,19 @@ _DE_ART = {("nom", "m"): "der", ("nom", "f"): "die", ("nom", "n"): "das",
            ("acc", "m"): "den", ("acc", "f"): "die", ("acc", "n"): "das"}
 
 
+def _pair(rng, sc, label, sent, hedges, negations):
+    """Premise from the full scene; hypothesis from a random subset of it, with a hedge
+    (neutral), a negation (contradiction) or neither (entailment)."""
+    premise = sent(sc.subj_adj, sc.obj_adj, sc.place, sc.time)
+    k = _keep(rng, sc)
+    args = (sc.subj_adj if k["subj_adj"] else None, sc.obj_adj if k["obj_adj"] else None,
+            sc.place if k["place"] else None, sc.time if k["time"] else None)
+    if label == ENTAILMENT:
+        return premise, sent(*args)
+    mode = rng.choice(hedges if label == NEUTRAL else negations)
+    return premise, sent(*args, mode=mode)
+
+
 def _de(rng, sc, label):
     L = _DE
 
@@ -420,17 +433,7 @@ def _de(rng, sc, label):
             words = [subj, verb] + mid + [obj] + tail
         return _cap(" ".join(words)) + "."
 
-    premise = sent(sc.subj_adj, sc.obj_adj, sc.place, sc.time)
-    k = _keep(rng, sc)
-    args = (sc.subj_adj if k["subj_adj"] else None, sc.obj_adj if k["obj_adj"] else None,
-            sc.place if k["place"] else None, sc.time if k["time"] else None)
-    if label == ENTAILMENT:
-        hyp = sent(*args)
-    elif label == NEUTRAL:
-        hyp = sent(*args, mode=rng.choice(("vielleicht", "vielleicht_front")))
-    else:
-        hyp = sent(*args, mode=rng.choice(("nicht", "nie")))
-    return premise, hyp
+    return _pair(rng, sc, label, sent, hedges=("vielleicht", "vielleicht_front"), negations=("nicht", "nie"))
 
 
 _VOWELS = "aeiouéèêàâîôûh"
@@ -464,17 +467,7 @@ def _fr(rng, sc, label):
             words = [subj, verb, obj] + tail
         return _cap(" ".join(words)) + "."
 
-    premise = sent(sc.subj_adj, sc.obj_adj, sc.place, sc.time)
-    k = _keep(rng, sc)
-    args = (sc.subj_adj if k["subj_adj"] else None, sc.obj_adj if k["obj_adj"] else None,
-            sc.place if k["place"] else None, sc.time if k["time"] else None)
-    if label == ENTAILMENT:
-        hyp = sent(*args)
-    elif label == NEUTRAL:
-        hyp = sent(*args, mode=rng.choice(("pe", "pe_front")))
-    else:
-        hyp = sent(*args, mode=rng.choice(("pas", "jamais")))
-    return premise, hyp
+    return _pair(rng, sc, label, sent, hedges=("pe", "pe_front"), negations=("pas", "jamais"))
 
 
 def _es_np(noun_ga, adj):
@@ -501,17 +494,7 @@ def _es(rng, sc, label):
             words = [subj, verb, obj] + tail
         return _cap(" ".join(words)) + "."
 
-    premise = sent(sc.subj_adj, sc.obj_adj, sc.place, sc.time)
-    k = _keep(rng, sc)
-    args = (sc.subj_adj if k["subj_adj"] else None, sc.obj_adj if k["obj_adj"] else None,
-            sc.place if k["place"] else None, sc.time if k["time"] else None)
-    if label == ENTAILMENT:
-        hyp = sent(*args)
-    elif label == NEUTRAL:
-        hyp = sent(*args, mode=rng.choice(("quizás", "quizás_front")))
-    else:
-        hyp = sent(*args, mode=rng.choice(("no", "nunca")))
-    return premise, hyp
+    return _pair(rng, sc, label, sent, hedges=("quizás", "quizás_front"), negations=("no", "nunca"))
 
 
 def _sw(rng, sc, label):
@@ -540,17 +523,7 @@ def _sw(rng, sc, label):
             words = [subj, pos, obj] + tail
         return _cap(" ".join(words)) + "."
 
-    premise = sent(sc.subj_adj, sc.obj_adj, sc.place, sc.time)
-    k = _keep(rng, sc)
-    args = (sc.subj_adj if k["subj_adj"] else None, sc.obj_adj if k["obj_adj"] else None,
-            sc.place if k["place"] else None, sc.time if k["time"] else None)
-    if label == ENTAILMENT:
-        hyp = sent(*args)
-    elif label == NEUTRAL:
-        hyp = sent(*args, mode=rng.choice(("labda", "labda_front")))
-    else:
-        hyp = sent(*args, mode=rng.choice(("hapana", "si")))
-    return premise, hyp
+    return _pair(rng, sc, label, sent, hedges=("labda", "labda_front"), negations=("hapana", "si"))
 
 
 def _zh(rng, sc, label):
@@ -571,17 +544,7 @@ def _zh(rng, sc, label):
             words = [subj] + mid + [verb, obj]
         return "".join(words) + "。"
 
-    premise = sent(sc.subj_adj, sc.obj_adj, sc.place, sc.time)
-    k = _keep(rng, sc)
-    args = (sc.subj_adj if k["subj_adj"] else None, sc.obj_adj if k["obj_adj"] else None,
-            sc.place if k["place"] else None, sc.time if k["time"] else None)
-    if label == ENTAILMENT:
-        hyp = sent(*args)
-    elif label == NEUTRAL:
-        hyp = sent(*args, mode=rng.choice(("也许", "也许_front")))
-    else:
-        hyp = sent(*args, mode=rng.choice(("不", "没有")))
-    return premise, hyp
+    return _pair(rng, sc, label, sent, hedges=("也许", "也许_front"), negations=("不", "没有"))
 
 
 def _ar(rng, sc, label):
@@ -608,17 +571,7 @@ def _ar(rng, sc, label):
             words = [subj, verb, obj] + tail
         return " ".join(words) + "."
 
-    premise = sent(sc.subj_adj, sc.obj_adj, sc.place, sc.time)
-    k = _keep(rng, sc)
-    args = (sc.subj_adj if k["subj_adj"] else None, sc.obj_adj if k["obj_adj"] else None,
-            sc.place if k["place"] else None, sc.time if k["time"] else None)
-    if label == ENTAILMENT:
-        hyp = sent(*args)
-    elif label == NEUTRAL:
-        hyp = sent(*args, mode=rng.choice(("ربما", "ربما_front")))
-    else:
-        hyp = sent(*args, mode=rng.choice(("لا", "ليس")))
-    return premise, hyp
+    return _pair(rng, sc, label, sent, hedges=("ربما", "ربما_front"), negations=("لا", "ليس"))
 
 
 _REALISERS = {"en": _en, "de": _de, "fr": _fr, "es": _es, "sw": _sw, "zh": _zh, "ar": _ar}

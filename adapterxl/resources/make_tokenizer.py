@@ -25,7 +25,7 @@ import json
 import os
 import unicodedata
 from pathlib import Path
-from typing import Iterable, Iterator, List, Optional
+from typing import Iterable, List, Optional
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_SAMPLES = HERE / "samples"

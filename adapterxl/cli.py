@@ -24,6 +24,15 @@ class Group(click.Group):
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             sys.exit(130)
+        except (click.exceptions.Exit, click.ClickException, SystemExit):
+            raise
+        except Exception as e:  # a bug or an environment problem: still one line by default
+            if ctx.obj and ctx.obj.get("debug"):
+                raise
+            first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+            click.echo(f"error: unexpected {type(e).__name__}: {first} "
+                       f"(rerun with `adapterxl --debug ...` for the traceback)", err=True)
+            sys.exit(1)
 
 
 @click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})

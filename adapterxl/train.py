@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from . import _io
 from .backbone import Backbone, load_backbone
 from .errors import AdapterxlError
 from .evaluation import predict
@@ -208,6 +209,7 @@ def train_module(cfg: TrainConfig, progress: bool = True, backbone: Backbone | N
                             {k: v.detach().float().cpu().contiguous()
                              for k, v in core.head.state_dict().items()}, lower)
         result["module"] = str(saved.path)
+        _io.write_json(saved.path / "train-results.json", result)
     accelerator.wait_for_everyone()
     return result
 

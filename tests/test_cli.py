@@ -24,6 +24,8 @@ def test_three_phases(tmp_path):
                 "seed", "stacked_on", "metrics", "versions", "files"):
         assert key in manifest, key
     assert manifest["backbone"]["fingerprint"] and manifest["method"]["name"] == "seq_bn"
+    train_results = json.loads((mnli / "train-results.json").read_text())
+    assert train_results["steps"] == 15 and train_results["tokens_per_second"] > 0
 
     r = run("train-target", "--task", "xnli", "--stack", str(mnli), "-o", str(xnli), *COMMON)
     assert r.exit_code == 0, r.output + r.stderr

@@ -149,3 +149,17 @@ def test_unlabeled_dev_split_is_refused(tmp_path):
     (tmp_path / "validation.jsonl").write_text('{"premise": "a", "hypothesis": "b", "label": -1}\n')
     fails("train-intermediate", "--task", "mnli", "--data-dir", str(tmp_path), "--model",
           "builtin:tiny-xlmr", match="validation data has unlabeled examples")
+
+
+def test_unexpected_errors_are_one_line_too(monkeypatch):
+    import adapterxl.tasks as tasks
+
+    def broken(role=None):
+        raise RuntimeError("something deep broke\nsecond line")
+    monkeypatch.setattr(tasks, "list_tasks", broken)
+    result = CliRunner().invoke(main, ["tasks"])
+    assert result.exit_code == 1
+    assert result.stderr.strip() == ("error: unexpected RuntimeError: something deep broke "
+                                     "(rerun with `adapterxl --debug ...` for the traceback)")
+    debug = CliRunner().invoke(main, ["--debug", "tasks"])
+    assert isinstance(debug.exception, RuntimeError)

@@ -31,7 +31,7 @@ BUILTIN = {
         pad_token_id=1, bos_token_id=0, eos_token_id=2, type_vocab_size=1,
     ),
 }
-BUILTIN_VERSION = 1
+BUILTIN_VERSION = 2
 TOKENIZER_FILE = Path(__file__).parent / "resources" / "tokenizer" / "tiny-multilingual.json"
 
 

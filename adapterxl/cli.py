@@ -131,27 +131,56 @@ def train_target(**kw):
 
 
 @main.command("evaluate")
-@click.option("--task", required=True)
-@click.option("--module", required=True, metavar="DIR", help="Module directory to evaluate.")
+@click.option("--task", default=None, help="One task (or use --suite).")
+@click.option("--suite", type=click.Choice(["xtreme", "xtreme-r"]), default=None,
+              help="Every task of a benchmark in its languages, and the benchmark score.")
+@click.option("--module", "modules", multiple=True, required=True, metavar="[TASK=]DIR",
+              help="The module to evaluate. With --suite: TASK=DIR per task, or a DIR holding "
+                   "one module per task (DIR/xnli, DIR/udpos, ...).")
+@click.option("--retrieval-module", default=None, metavar="DIR",
+              help="With --suite: the module whose representations BUCC, Tatoeba, LAReQA and "
+                   "Mewsli-X use when no TASK=DIR names one (the paper: an intermediate module).")
 @click.option("--languages", default="all", show_default=True, help="all or a comma list.")
 @click.option("--split", default="test", show_default=True)
 @click.option("--data", default="hf", show_default=True)
 @click.option("--data-dir", default=None)
-@click.option("--output", "-o", default=None, help="[default: <module>/eval]")
+@click.option("--output", "-o", default=None,
+              help="Results folder [default: <module>/eval; with --suite runs/eval-<suite>].")
+@click.option("--predictions-dir", default=None, metavar="DIR",
+              help="Write predictions as DIR/<task>/<split>-<lang>.<ext> (XTREME's layout).")
 @click.option("--model", default=None, help="Backbone [default: the module's].")
 @click.option("--precision", type=click.Choice(["fp32", "bf16", "fp16"]), default=None)
 @click.option("--quantize", type=click.Choice(["none", "8bit", "4bit"]), default="none")
 @click.option("--batch-size", type=int, default=64, show_default=True)
+@click.option("--max-length", type=int, default=None, help="[default: the task's]")
 @click.option("--max-examples", type=int, default=None, help="Per language.")
+@click.option("--layer", type=int, default=None,
+              help="Retrieval: hidden layer to mean-pool [default: 14/24 of the depth].")
 @click.option("--force", is_flag=True)
-def evaluate_cmd(**kw):
+def evaluate_cmd(task, suite, modules, retrieval_module, languages, output, **kw):
     """Zero-shot evaluation in every language; writes the XTREME submission layout."""
-    from .evaluation import evaluate, format_table
+    from .evaluation import evaluate, evaluate_suite, format_suite, format_table
 
-    result = evaluate(**kw)
+    if (task is None) == (suite is None):
+        raise AdapterxlError("give either --task or --suite")
+    if suite:
+        named = {}
+        for m in modules:
+            key, _, path = m.rpartition("=")
+            named[key or "*"] = path
+        if retrieval_module:
+            named["retrieval"] = retrieval_module
+        summary = evaluate_suite(suite, named, output=output or f"runs/eval-{suite}",
+                                 progress=lambda line: click.echo(line, err=True), **kw)
+        for r in summary["tasks"].values():
+            click.echo(format_table(r))
+        click.echo(format_suite(summary))
+        return
+    if len(modules) != 1 or "=" in modules[0]:
+        raise AdapterxlError("--task takes exactly one --module DIR")
+    result = evaluate(task, modules[0], languages=languages, output=output, **kw)
     click.echo(format_table(result))
-    click.echo(f"results: {result['predictions'].rsplit('/', 1)[0]}/results.json; "
-               f"predictions: {result['predictions']}/")
+    click.echo(f"predictions: {result['predictions']}/")
 
 
 @main.command()
@@ -166,21 +195,22 @@ def quickstart(output, method):
 
 @main.command()
 @click.option("--role", type=click.Choice(["intermediate", "target"]), default=None)
+@click.option("--suite", type=click.Choice(["intermediate", "xtreme", "xtreme-r"]), default=None,
+              help="intermediate: the English intermediate tasks; xtreme / xtreme-r: a "
+                   "benchmark's tasks with its language lists.")
 @click.option("--json", "as_json", is_flag=True)
-def tasks(role, as_json):
-    """List the tasks: format, languages, metric, source."""
-    from .tasks import list_tasks
+def tasks(role, suite, as_json):
+    """List the tasks: format, languages, metric, source, English training data."""
+    from .tasks import describe_tasks
 
-    rows = list_tasks(role)
+    rows = describe_tasks(role=role, suite=suite)
     if as_json:
-        click.echo(json.dumps([{"name": t.name, "format": t.format, "role": t.role,
-                                "languages": t.languages, "metric": t.metric,
-                                "source": t.sources["train"]["path"]} for t in rows], indent=2))
+        click.echo(json.dumps(rows, indent=2))
         return
     for t in rows:
-        click.echo(f"{t.name:<8} {t.role:<12} {t.format:<20} {t.metric:<9} "
-                   f"{t.sources['train']['path']:<14} {len(t.languages)} langs: "
-                   f"{' '.join(t.languages)}")
+        click.echo(f"{t['name']:<14} {t['format']:<20} {t['metric']:<16} "
+                   f"train: {t['english_training_data'] or '-':<10} {t['source']}")
+        click.echo(f"{'':<14} {len(t['languages'])} languages: {' '.join(t['languages'])}")
 
 
 if __name__ == "__main__":

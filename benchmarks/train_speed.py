@@ -75,7 +75,7 @@ def run_variant(variant: str, size: str, steps: int, batch: int, max_length: int
     bb = Backbone(model=model, tokenizer=tok, id=f"random:{size}", fingerprint="random",
                   model_type="xlm-roberta", hidden_size=config.hidden_size, precision=precision,
                   quantize="none", device=device)
-    net, _ = assemble(bb, [], method="seq_bn", head=head_config("pair_classification",
+    net, _ = assemble(bb, [], method="seq_bn", head=head_config("classification",
                                                                 config.hidden_size, 3))
     if variant == "full":
         # Full fine-tuning trains fp32 master weights.

@@ -49,11 +49,13 @@ def mnli_lora(tmp_path_factory):
 
 def batch(backbone, n=6, lang="de"):
     """A padded batch of XNLI samples (varied lengths, so padding is exercised)."""
-    from adapterxl.data.preprocess import collator, encode
+    from adapterxl.data.preprocess import Collator
+    from adapterxl.formats import get_format
     from adapterxl.data.sources import load_split
     from adapterxl.tasks import get_task
 
     rows = load_split(get_task("xnli"), "test", lang, data="samples")[:n]
     feats = [{k: v for k, v in f.items() if k != "labels"}
-             for f in encode(rows, backbone.tokenizer, 64)]
-    return collator(backbone.tokenizer)(feats)
+             for f in get_format("pair_classification").encode(rows, backbone.tokenizer, 64,
+                                                                False, None)]
+    return Collator(backbone.tokenizer.pad_token_id)(feats)

@@ -41,7 +41,8 @@ def test_three_phases(tmp_path):
     assert results["stack"] == ["mnli", "xnli"]
     langs = sorted(results["per_language"])
     assert langs == ["ar", "de", "en", "es", "fr", "sw", "zh"]
-    assert 0 <= results["average"] <= 1
+    assert 0 <= results["average"]["accuracy"] <= 1
+    assert results["score"] == results["average"]["accuracy"]
     for lang in langs:  # XTREME layout: xnli/test-<lang>.tsv, one label per example
         lines = (out / "xnli" / f"test-{lang}.tsv").read_text().splitlines()
         assert len(lines) == results["examples"][lang]
@@ -56,4 +57,15 @@ def test_three_phases(tmp_path):
 def test_tasks_lists_catalogue():
     r = run("tasks")
     assert r.exit_code == 0
-    assert "mnli" in r.stdout and "xnli" in r.stdout and "15 langs" in r.stdout
+    assert "mnli" in r.stdout and "xnli" in r.stdout and "15 languages" in r.stdout
+
+
+def test_tasks_lists_a_suite_with_its_languages():
+    r = run("tasks", "--suite", "xtreme-r", "--json")
+    assert r.exit_code == 0, r.output
+    rows = {t["name"]: t for t in json.loads(r.stdout)}
+    assert len(rows) == 10 and "pawsx" not in rows and "xcopa" in rows
+    assert len(rows["udpos"]["languages"]) == 38  # XTREME-R's list, not XTREME's 33
+    assert rows["xquad"]["english_training_data"] == "squad"
+    r = run("tasks", "--suite", "intermediate")
+    assert "hellaswag" in r.stdout and "xnli" not in r.stdout

@@ -4,7 +4,12 @@ import json
 
 import pytest
 
-from adapterxl.data.preprocess import LengthGroupedBatches, encode, loader
+from adapterxl.data.preprocess import LengthGroupedBatches, loader
+from adapterxl.formats import get_format
+
+
+def encode(rows, tokenizer, max_length):
+    return get_format("pair_classification").encode(rows, tokenizer, max_length, True, None)
 from adapterxl.data.sources import available_languages, load_split
 from adapterxl.tasks import get_task
 
@@ -29,7 +34,7 @@ def test_empty_split_is_an_error(tmp_path):
     from adapterxl.errors import AdapterxlError
 
     (tmp_path / "train.jsonl").write_text("\n")
-    with pytest.raises(AdapterxlError, match="split is empty"):
+    with pytest.raises(AdapterxlError, match="is empty"):
         load_split(get_task("mnli"), "train", data_dir=tmp_path)
 
 

@@ -30,7 +30,7 @@ def test_only_module_and_head_train(tiny):
     from adapterxl.heads import head_config
     from adapterxl.modules import assemble
 
-    model, top = assemble(tiny, [], method="seq_bn", head=head_config("pair_classification", 64, 3))
+    model, top = assemble(tiny, [], method="seq_bn", head=head_config("classification", 64, 3))
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
     assert trainable, "nothing trains"
     assert all(".axl0." in n or n.startswith("head.") for n in trainable), trainable

@@ -20,7 +20,7 @@ def test_quantized_forward_backward(quantize, method):
     emb = bb.model.get_input_embeddings()
     assert type(emb) is torch.nn.Embedding and emb.weight.dtype == torch.float32
 
-    model, _ = assemble(bb, [], method=method, head=head_config("pair_classification", 64, 3))
+    model, _ = assemble(bb, [], method=method, head=head_config("classification", 64, 3))
     model.train()
     inputs = batch(bb)
     out = model(labels=torch.tensor([0, 1, 2, 0, 1, 2]), **inputs)

@@ -35,7 +35,7 @@ def _logits(model, inputs):
 
 @pytest.mark.parametrize("method", ["seq_bn", "lora"])
 def test_single_module_roundtrip(tmp_path, tiny, method):
-    model, slot = assemble(tiny, [], method=method, head=head_config("pair_classification", 64, 3))
+    model, slot = assemble(tiny, [], method=method, head=head_config("classification", 64, 3))
     _randomize(model, slot, 0)
     inputs = batch(tiny)
     expected = _logits(model, inputs)
@@ -47,13 +47,13 @@ def test_single_module_roundtrip(tmp_path, tiny, method):
 @pytest.mark.parametrize("method", ["seq_bn", "lora"])
 def test_stack_roundtrip(tmp_path, tiny, method):
     lower_model, lower_slot = assemble(tiny, [], method=method,
-                                       head=head_config("pair_classification", 64, 3))
+                                       head=head_config("classification", 64, 3))
     _randomize(lower_model, lower_slot, 1)
     lower = _save(lower_model, lower_slot, tmp_path / "lower", task="mnli")
 
     fresh = load_backbone("builtin:tiny-xlmr")
     model, top = assemble(fresh, lower.chain(), method=method,
-                          head=head_config("pair_classification", 64, 3))
+                          head=head_config("classification", 64, 3))
     _randomize(model, top, 2)
     inputs = batch(fresh)
     expected = _logits(model, inputs)

@@ -1,5 +1,6 @@
-"""Tokenization and batching: dynamic padding with length-grouped batches, so a batch is
-padded to its own longest example and examples of similar length share a batch."""
+"""Batching: dynamic padding with length-grouped batches, so a batch is padded to its own
+longest example and examples of similar length share a batch. Tokenization lives with each
+format (adapterxl/formats/)."""
 from __future__ import annotations
 
 import random
@@ -7,17 +8,7 @@ import random
 import torch
 from torch.utils.data import DataLoader, Sampler
 
-
-def encode(rows: list[dict], tokenizer, max_length: int) -> list[dict]:
-    fields = list(zip(*(r["text"] for r in rows)))
-    enc = tokenizer(*fields, truncation=True, max_length=max_length)
-    features = []
-    for i, row in enumerate(rows):
-        feature = {k: enc[k][i] for k in enc.keys()}
-        if row["label"] is not None:
-            feature["labels"] = row["label"]
-        features.append(feature)
-    return features
+from ..heads import IGNORE
 
 
 class LengthGroupedBatches(Sampler):
@@ -55,19 +46,65 @@ class LengthGroupedBatches(Sampler):
         return (len(self.lengths) + self.batch_size - 1) // self.batch_size
 
 
-def collator(tokenizer, pad_to_multiple_of: int | None = None):
-    from transformers import DataCollatorWithPadding
+def length(feature: dict) -> int:
+    ids = feature["input_ids"]
+    return sum(map(len, ids)) if ids and isinstance(ids[0], list) else len(ids)
 
-    return DataCollatorWithPadding(tokenizer, pad_to_multiple_of=pad_to_multiple_of,
-                                   return_tensors="pt")
+
+class Collator:
+    """Pads a list of features into tensors. `input_ids` is one sequence per feature, or one
+    per choice (multiple choice: -> [batch, choices, length]); list labels (tags, masked
+    tokens) are padded with IGNORE; keys starting with "_" are bookkeeping and dropped."""
+
+    def __init__(self, pad_id: int, pad_to_multiple_of: int | None = None):
+        self.pad_id, self.multiple = pad_id, pad_to_multiple_of
+
+    def __call__(self, features: list[dict]) -> dict[str, torch.Tensor]:
+        multi = bool(features[0]["input_ids"]) and isinstance(features[0]["input_ids"][0], list)
+        groups = [f["input_ids"] if multi else [f["input_ids"]] for f in features]
+        if len({len(g) for g in groups}) > 1:
+            raise ValueError("every example in a multiple-choice batch needs the same number "
+                             "of choices")
+        seqs = [s for g in groups for s in g]
+        width = max(map(len, seqs))
+        if self.multiple:
+            width = -(-width // self.multiple) * self.multiple
+        ids = torch.full((len(seqs), width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(seqs), width), dtype=torch.long)
+        for i, s in enumerate(seqs):
+            ids[i, :len(s)] = torch.tensor(s, dtype=torch.long)
+            mask[i, :len(s)] = 1
+        out = {"input_ids": ids, "attention_mask": mask}
+        if "token_type_ids" in features[0]:
+            types = torch.zeros_like(ids)
+            rows = [t for f in features for t in (f["token_type_ids"] if multi
+                                                   else [f["token_type_ids"]])]
+            for i, t in enumerate(rows):
+                types[i, :len(t)] = torch.tensor(t, dtype=torch.long)
+            out["token_type_ids"] = types
+        if multi:
+            out = {k: v.view(len(features), len(groups[0]), width) for k, v in out.items()}
+        labels = [f.get("labels") for f in features]
+        if labels[0] is not None:
+            if isinstance(labels[0], list):  # one label per token (QA spans are tuples)
+                padded = torch.full((len(labels), width), IGNORE, dtype=torch.long)
+                for i, lab in enumerate(labels):
+                    padded[i, :len(lab)] = torch.tensor(lab, dtype=torch.long)
+                out["labels"] = padded
+            elif isinstance(labels[0], float):
+                out["labels"] = torch.tensor(labels, dtype=torch.float)
+            else:
+                out["labels"] = torch.tensor(labels, dtype=torch.long)
+        return out
 
 
 def loader(features: list[dict], tokenizer, batch_size: int, shuffle: bool, seed: int = 0,
-           device: torch.device | None = None) -> DataLoader:
-    """Training loaders group by length; evaluation loaders sort by length (order restored by
-    the caller through the `index` kept in each batch)."""
-    lengths = [len(f["input_ids"]) for f in features]
+           device: torch.device | None = None, collate=None) -> DataLoader:
+    """Training loaders group by length; evaluation loaders sort by length (the caller
+    restores the order from the batch sampler)."""
+    lengths = [length(f) for f in features]
     sampler = LengthGroupedBatches(lengths, batch_size, seed=seed, shuffle=shuffle,
                                    group=50 if shuffle else len(features))
     multiple = 8 if device is not None and device.type == "cuda" else None
-    return DataLoader(features, batch_sampler=sampler, collate_fn=collator(tokenizer, multiple))
+    collate = collate or Collator(tokenizer.pad_token_id, multiple)
+    return DataLoader(features, batch_sampler=sampler, collate_fn=collate)

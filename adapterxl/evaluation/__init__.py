@@ -1,109 +1,193 @@
-"""Zero-shot evaluation: a module trained on English, scored on every language of its task,
-with predictions written in the XTREME submission layout (<task>/test-<lang>.tsv)."""
+"""Zero-shot evaluation: a module trained on English, scored on every language of its task
+(or of a whole benchmark suite), with predictions written in the submission layout that
+XTREME's evaluate.py reads: <dir>/<task>/<split>-<lang>.<ext>."""
 from __future__ import annotations
 
 import time
 from pathlib import Path
 
-import numpy as np
-import torch
-
 from .. import _io
-from ..backbone import load_backbone
-from ..data.preprocess import encode, loader
-from ..data.sources import available_languages, load_split
 from ..errors import AdapterxlError
-from ..modules import load_for_inference, open_module
-from ..tasks import check_split, get_task
-from .metrics import score
+
+QA_METRICS = ("squad", "squad_v2", "mlqa")
 
 
-@torch.no_grad()
-def predict(model, features: list[dict], tokenizer, batch_size: int = 64) -> np.ndarray:
-    """Logits in the order of `features` (batches are length-sorted internally)."""
-    model.eval()
-    device = model.backbone.device
-    dl = loader([{k: v for k, v in f.items() if k != "labels"} for f in features], tokenizer,
-                batch_size, shuffle=False, device=device)
-    order = [i for batch in dl.batch_sampler for i in batch]
-    chunks = []
-    for batch in dl:
-        batch = {k: v.to(device) for k, v in batch.items()}
-        chunks.append(model(**batch)["logits"].float().cpu())
-    logits = torch.cat(chunks).numpy()
-    out = np.empty_like(logits)
-    out[order] = logits
-    return out
+def check_predictable(module, task) -> None:
+    """A module predicts another task only with the same format and the same labels in the same
+    order (an MNLI module scores XNLI directly; a SQuAD module scores XQuAD). Retrieval reads
+    representations, so any module serves."""
+    if task.format == "retrieval":
+        return
+    theirs = module.manifest
+    same_labels = task.labels is None or theirs["labels"] == list(task.labels)
+    if theirs.get("format") != task.format or not same_labels:
+        labels = f", labels {','.join(theirs['labels'])}" if theirs.get("labels") else ""
+        ours = f", labels {','.join(task.labels)}" if task.labels else ""
+        raise AdapterxlError(f"module {module.path} was trained on {theirs['task']} "
+                             f"({theirs.get('format')}{labels}) and cannot predict {task.name} "
+                             f"({task.format}{ours})")
 
 
 def evaluate(task: str, module: str, languages="all", data: str = "hf", data_dir=None,
              split: str = "test", output: str | None = None, model: str | None = None,
              precision: str | None = None, quantize: str = "none", batch_size: int = 64,
              max_length: int | None = None, max_examples: int | None = None,
-             force: bool = False) -> dict:
-    """Evaluate `module` on `task` in each language. Returns per-language scores and their
-    average; writes results.json and <task>/<split>-<lang>.tsv under `output`
-    (default: <module>/eval)."""
+             force: bool = False, predictions_dir: str | None = None, layer: int | None = None,
+             suite: str | None = None) -> dict:
+    """Evaluate `module` on `task` in each language (`languages`: "all", a comma list, or the
+    languages of `suite`). Returns per-language metric values, their averages and the task's
+    score; writes results.json under `output` (default <module>/eval) and the predictions
+    under `predictions_dir` (default: the same folder)."""
+    from ..backbone import load_backbone
+    from ..data.sources import available_languages, load_split
+    from ..formats import get_format, predict
+    from ..formats.retrieval import default_layer
+    from ..modules import load_for_inference, open_module
+    from ..tasks import check_split, get_task
+    from . import metrics
+
     task_ = get_task(task)
+    fmt = get_format(task_.format)
     check_split(split)
     mod = open_module(module)
-    wanted = task_.resolve_languages(languages)
+    check_predictable(mod, task_)
+    wanted = task_.resolve_languages(languages, suite=suite)
     have = set(available_languages(task_, split, data, data_dir))
     langs = [lang for lang in wanted if lang in have]
     skipped = [lang for lang in wanted if lang not in have]
     if not langs:
         raise AdapterxlError(f"no {split} data for {task} in {', '.join(wanted)} "
                              f"(source: {data_dir or data})")
-    # A module predicts another task only with the same format and the same labels in the same
-    # order (an MNLI module can be scored on XNLI directly).
-    if mod.manifest.get("format") != task_.format or mod.manifest["labels"] != list(task_.labels):
-        raise AdapterxlError(f"module {module} was trained on {mod.manifest['task']} "
-                             f"({mod.manifest.get('format')}, labels "
-                             f"{','.join(mod.manifest['labels'])}) and cannot predict {task} "
-                             f"({task_.format}, labels {','.join(task_.labels)})")
     backbone = load_backbone(model or mod.manifest["backbone"]["id"], precision, quantize)
     net = load_for_inference(backbone, mod, force=force)
+    labels = mod.manifest.get("labels") or []
     max_length = max_length or task_.hyperparameters.get("max_length", 256)
     out_dir = Path(output) if output else mod.path / "eval"
+    pred_dir = Path(predictions_dir) if predictions_dir else out_dir
+    if fmt.head is None:
+        layer = layer or task_.hyperparameters.get("layer") or default_layer(net.num_layers)
 
-    per_language, counts = {}, {}
+    per_language, counts, extra = {}, {}, {}
     start = time.perf_counter()
     for lang in langs:
         rows = load_split(task_, split, lang, data=data, data_dir=data_dir,
                           max_examples=max_examples)
-        features = encode(rows, backbone.tokenizer, max_length)
-        logits = predict(net, features, backbone.tokenizer, batch_size)
-        preds = logits.argmax(-1)
-        _io.write_text(out_dir / task / f"{split}-{lang}.tsv",
-                       "".join(task_.labels[p] + "\n" for p in preds))
-        labels = [r["label"] for r in rows]
-        counts[lang] = len(rows)
-        # Hidden test labels: predict-only, the submission file is still written.
-        if all(label is not None for label in labels):
-            per_language[lang] = score(task_.metric, logits, labels)
-    scored = list(per_language.values())
+        if fmt.head is None:
+            dev = None
+            if task_.metric == "bucc_f1" and split != "validation" and \
+                    lang in available_languages(task_, "validation", data, data_dir):
+                dev = load_split(task_, "validation", lang, data=data, data_dir=data_dir)
+            preds, values, extra[lang] = fmt.run(net, rows, backbone.tokenizer, task_.metric,
+                                                 layer, max_length, batch_size, dev)
+            counts[lang] = len(rows["queries"])
+        else:
+            features = fmt.encode(rows, backbone.tokenizer, max_length, False, task_)
+            outputs = predict(net, features, backbone.tokenizer, batch_size)
+            preds = fmt.decode(outputs, features, rows, labels, task_)
+            counts[lang] = len(rows)
+            # Hidden test labels: predict-only, the submission file is still written.
+            values = (fmt.score(task_.metric, preds, rows, labels, lang)
+                      if all(fmt.labeled(r) for r in rows) else None)
+        fmt.write(preds, rows, labels, pred_dir / task / f"{split}-{lang}.{fmt.extension}")
+        if values is not None:
+            per_language[lang] = values
+    average = {k: sum(v[k] for v in per_language.values()) / len(per_language)
+               for k in (next(iter(per_language.values())) if per_language else {})}
     result = {
         "task": task, "split": split, "metric": task_.metric, "module": str(mod.path),
         "stack": [m.name for m in mod.chain()], "backbone": backbone.id,
-        "per_language": per_language, "examples": counts,
-        "average": sum(scored) / len(scored) if scored else None,
-        "skipped_languages": skipped, "seconds": round(time.perf_counter() - start, 2),
-        "predictions": str(out_dir / task),
+        "per_language": per_language, "average": average or None,
+        "score": metrics.task_score(task_.metric, average) if average else None,
+        "examples": counts, "skipped_languages": skipped,
+        "seconds": round(time.perf_counter() - start, 2),
+        "predictions": str(pred_dir / task),
     }
-    _io.write_json(out_dir / "results.json", result)
+    if fmt.head is None:
+        result["layer"] = layer
+        if any(extra.values()):
+            result["retrieval"] = extra
+    _io.write_json(out_dir / "results.json" if not suite else out_dir / task / "results.json",
+                   result)
     return result
 
 
+def evaluate_suite(suite: str, modules: dict[str, str], data: str = "hf", data_dir=None,
+                   split: str = "test", output: str = "runs/eval", progress=print,
+                   **options) -> dict:
+    """Every task of `suite` (xtreme, xtreme-r) in the suite's languages. `modules` maps a task
+    name to its module; the key "*" is a folder holding one module per task (<dir>/<task>);
+    "retrieval" is the module whose representations BUCC / Tatoeba / LAReQA / Mewsli-X read
+    when no module is named for them. Tasks without a module are reported as missing."""
+    from ..tasks import SUITES, suite_tasks
+    from .metrics import suite_score
+
+    if suite not in SUITES:
+        from ..errors import unknown
+        raise unknown("suite", suite, SUITES)
+    results, missing = {}, []
+    for task in suite_tasks(suite):
+        path = modules.get(task.name)
+        if path is None and "*" in modules and (Path(modules["*"]) / task.name).is_dir():
+            path = str(Path(modules["*"]) / task.name)
+        if path is None and task.format == "retrieval":
+            path = modules.get("retrieval")
+        if path is None:
+            missing.append(task.name)
+            continue
+        progress(f"{suite}: {task.name} with {path}")
+        results[task.name] = evaluate(task.name, path, languages="all", data=data,
+                                      data_dir=data_dir, split=split, output=output,
+                                      suite=suite, **options)
+    scores = {name: r["score"] for name, r in results.items() if r["score"] is not None}
+    summary = {"suite": suite, "split": split, "tasks": results, "missing": missing,
+               "task_scores": scores, "score": suite_score(scores) if scores else None,
+               "complete": not missing and len(scores) == len(results)}
+    _io.write_json(Path(output) / f"{suite}.json", summary)
+    return summary
+
+
+def _cell(metric: str, values: dict | None) -> str:
+    if values is None:
+        return "-"
+    if metric in QA_METRICS:
+        return f"{100 * values['f1']:.1f}/{100 * values['exact_match']:.1f}"
+    from .metrics import primary
+
+    return f"{100 * primary(metric, values):.1f}"
+
+
 def format_table(result: dict) -> str:
-    """Per-language scores (x100) and the average, as a markdown table."""
+    """Per-language scores (x100; QA as F1/EM) and the average, as a markdown table."""
     per = result["per_language"]
     langs = list(per)
+    metric = result["metric"]
     head = "| " + " | ".join(["task"] + langs + ["avg"]) + " |"
     rule = "|" + "---|" * (len(langs) + 2)
-    avg = result["average"]
-    row = "| " + " | ".join([result["task"]] + [f"{100 * per[lang]:.1f}" for lang in langs]
-                            + ["-" if avg is None else f"{100 * avg:.1f}"]) + " |"
+    row = "| " + " | ".join([result["task"]] + [_cell(metric, per[lang]) for lang in langs]
+                            + [_cell(metric, result["average"])]) + " |"
     lines = [head, rule, row]
     if result.get("skipped_languages"):
         lines.append(f"(no {result['split']} data for: {', '.join(result['skipped_languages'])})")
+    if not per:
+        lines.append(f"(no labels in the {result['split']} split: predictions only, in "
+                     f"{result['predictions']})")
+    return "\n".join(lines)
+
+
+def format_suite(summary: dict) -> str:
+    """The benchmark table: one row per task (its language average; QA as F1/EM) and the
+    suite score (mean of task scores, QA counted as (EM+F1)/2)."""
+    lines = ["| task | metric | languages | score |", "|---|---|---|---|"]
+    for name, r in summary["tasks"].items():
+        lines.append(f"| {name} | {r['metric']} | {len(r['per_language']) or len(r['examples'])}"
+                     f" | {_cell(r['metric'], r['average'])} |")
+    for name in summary["missing"]:
+        lines.append(f"| {name} | - | - | no module |")
+    score = summary["score"]
+    label = summary["suite"].upper().replace("XTREME-R", "XTREME-R")
+    lines.append("")
+    lines.append(f"{label} score: " + ("-" if score is None else f"{100 * score:.1f}")
+                 + ("" if summary["complete"] else
+                    f" (partial: {len(summary['task_scores'])} of "
+                    f"{len(summary['task_scores']) + len(summary['missing'])} tasks scored)"))
     return "\n".join(lines)

@@ -95,6 +95,8 @@ class ModularModel(nn.Module):
     # ---- head ----------------------------------------------------------------------------
     def set_head(self, config: dict, state: dict[str, torch.Tensor] | None = None) -> None:
         head = build_head(config)
+        if hasattr(head, "bind"):
+            head.bind(self.encoder.get_input_embeddings())
         if state is not None:
             try:
                 head.load_state_dict(state)
@@ -129,13 +131,33 @@ class ModularModel(nn.Module):
 
     def forward(self, labels: torch.Tensor | None = None, **inputs) -> dict:
         inputs = {k: v for k, v in inputs.items() if k in self._input_names}
+        shape = inputs["input_ids"].shape
+        if len(shape) == 3:  # multiple choice: [batch, choices, length] -> one row per choice
+            inputs = {k: v.flatten(0, 1) for k, v in inputs.items()}
         with self.autocast():
             hidden = self.encoder(**inputs).last_hidden_state
         logits = self.head(hidden, inputs.get("attention_mask"))
+        if len(shape) == 3:
+            logits = logits.view(shape[0], shape[1])
         out = {"logits": logits}
         if labels is not None:
             out["loss"] = self.head.loss(logits, labels)
         return out
+
+    @torch.no_grad()
+    def embed(self, layer: int, **inputs) -> torch.Tensor:
+        """Sentence embeddings for retrieval: the mean over tokens of hidden layer `layer`
+        (0 = the embedding output), as XTREME does for BUCC and Tatoeba."""
+        from ..heads import pool
+
+        inputs = {k: v for k, v in inputs.items() if k in self._input_names}
+        with self.autocast():
+            states = self.encoder(**inputs, output_hidden_states=True).hidden_states
+        return pool(states[layer].float(), inputs["attention_mask"], "mean")
+
+    @property
+    def num_layers(self) -> int:
+        return self.encoder.config.num_hidden_layers
 
 
 def _neutral(name: str, slot: str) -> str:

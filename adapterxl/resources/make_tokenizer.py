@@ -3,9 +3,12 @@
 An XLM-R-style SentencePiece-like tokenizer: Unigram model, NFKC normalizer, Metaspace
 pre-tokenizer and decoder, and XLM-R's ``<s> A </s></s> B </s>`` template.  Special
 tokens ``<s>``, ``<pad>``, ``</s>``, ``<unk>`` get ids 0..3; ``<mask>`` is added last
-(id = model vocabulary size), as in XLM-R.  It is trained on the premises and
-hypotheses of every bundled sample file (``samples/``), so every language is covered
-(plus one seeding line, see ``_seed_aid``).
+(id = model vocabulary size), as in XLM-R; with it the tokenizer has at most
+``MAX_TOTAL`` = 2000 tokens, the builtin backbone's vocabulary.  It is trained on all text
+of every bundled sample file (``samples/<task>/*.jsonl``: premises and hypotheses, texts,
+tagged words, questions, contexts, choices, retrieval queries and candidates; and the raw
+text of ``samples/text/*.txt``), so every language and task is covered (plus one seeding
+line, see ``_seed_aid``).
 
 Usage::
 
@@ -31,24 +34,55 @@ HERE = Path(__file__).resolve().parent
 DEFAULT_SAMPLES = HERE / "samples"
 DEFAULT_OUT = HERE / "tokenizer" / "tiny-multilingual.json"
 
-VOCAB_SIZE = 2000
+# The builtin backbone's embedding matrix has 2000 rows (backbone.BUILTIN): the trained
+# vocabulary (special tokens included) plus <mask> must fit.
+MAX_TOTAL = 2000
+VOCAB_SIZE = MAX_TOTAL - 1
 SPECIAL_TOKENS = ["<s>", "<pad>", "</s>", "<unk>"]  # ids 0..3
 MASK_TOKEN = "<mask>"  # added after training: last id
 
+# Text-bearing keys of the canonical sample rows (and of the MNLI/XNLI samples), in the
+# order they are read.  Strings are taken as they are; lists of strings (a text pair, the
+# choices) give one line per item, except "tokens" (a tagged sentence): its words are
+# joined with spaces, the way a tagger's words are pre-tokenized.
+TEXT_KEYS = ("premise", "hypothesis", "text", "tokens", "question", "context", "choices",
+             "query", "candidate")
+
+
+def _row_texts(row: dict) -> List[str]:
+    out: List[str] = []
+    for key in TEXT_KEYS:
+        value = row.get(key)
+        if value is None:
+            continue
+        if isinstance(value, str):
+            out.append(value)
+        elif key == "tokens":
+            out.append(" ".join(value))
+        else:
+            out.extend(str(v) for v in value)
+    return out
+
 
 def sample_texts(samples_dir: Path = DEFAULT_SAMPLES) -> List[str]:
-    """Premise and hypothesis of every example of every ``*.jsonl`` under ``samples_dir``."""
-    files = sorted(Path(samples_dir).rglob("*.jsonl"))
-    if not files:
+    """All text of every sample file under ``samples_dir``, in sorted path order: the text
+    fields of every row of every ``*.jsonl`` and every line of every ``*.txt`` (raw text for
+    language modules)."""
+    root = Path(samples_dir)
+    files = sorted((p for p in root.rglob("*") if p.suffix in (".jsonl", ".txt") and p.is_file()),
+                   key=lambda p: p.relative_to(root).as_posix())
+    if not any(p.suffix == ".jsonl" for p in files):
         raise FileNotFoundError(f"no *.jsonl sample files under {samples_dir}")
     texts: List[str] = []
     for path in files:
         with open(path, encoding="utf-8") as f:
             for line in f:
-                if line.strip():
-                    row = json.loads(line)
-                    texts.append(row["premise"])
-                    texts.append(row["hypothesis"])
+                if not line.strip():
+                    continue
+                if path.suffix == ".txt":
+                    texts.append(line.rstrip("\n"))
+                else:
+                    texts.extend(_row_texts(json.loads(line)))
     return texts
 
 
@@ -56,19 +90,35 @@ def _is_cjk(word: str) -> bool:
     return any("CJK" in unicodedata.name(c, "") for c in word)
 
 
+def _strip_punct(word: str) -> str:
+    i, j = 0, len(word)
+    while i < j and unicodedata.category(word[i]).startswith("P"):
+        i += 1
+    while j > i and unicodedata.category(word[j - 1]).startswith("P"):
+        j -= 1
+    return word[i:j]
+
+
+_SEED_MARK = "-"
+
+
 def _seed_aid(texts: List[str]) -> List[str]:
-    """One extra training line: every space-delimited word type followed by ".".
+    """One extra training line: every space-delimited word type, stripped of leading and
+    trailing punctuation, followed by "-".
 
     ``UnigramTrainer`` seeds its candidate pieces with substrings that occur at least
     twice in the concatenation of the *distinct* pre-tokenized words, so a word that is
     not part of another distinct word (e.g. "▁the") never becomes a candidate and
-    gets spelled out in characters.  Listing each word once more with a trailing "."
-    makes every word a candidate while barely changing the counts EM fits.  CJK text
+    gets spelled out in characters.  Listing each word once more with a trailing mark
+    makes every word a candidate while barely changing the counts EM fits.  The mark is
+    not "." and the words are stripped of punctuation so that a sentence-final "▁word."
+    does not become a candidate too: words and their punctuation stay separate pieces
+    (an answer span that ends a sentence must end on a token boundary).  CJK text
     (written without spaces, so a "word" is a whole sentence) is left out: seeding
     whole sentences would make them single tokens.
     """
-    words = sorted({w for t in texts for w in t.split() if not _is_cjk(w)})
-    return [" ".join(w + "." for w in words)] if words else []
+    words = sorted({_strip_punct(w) for t in texts for w in t.split() if not _is_cjk(w)} - {""})
+    return [" ".join(w + _SEED_MARK for w in words)] if words else []
 
 
 _PENALTY_DELTA = 1e-4  # tokenizers' UnigramTrainer spacing for leftover required chars
@@ -133,6 +183,9 @@ def build_tokenizer(texts: Iterable[str], vocab_size: int = VOCAB_SIZE):
     for i, t in enumerate(SPECIAL_TOKENS):
         if tok.token_to_id(t) != i:
             raise RuntimeError(f"special token {t!r} got id {tok.token_to_id(t)}, expected {i}")
+    if tok.get_vocab_size() > MAX_TOTAL:
+        raise RuntimeError(f"tokenizer has {tok.get_vocab_size()} tokens with {MASK_TOKEN}; "
+                           f"the builtin backbone has {MAX_TOTAL} embeddings")
     return tok
 
 

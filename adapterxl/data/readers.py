@@ -1,0 +1,841 @@
+"""Local files in their original formats, turned into canonical rows (docs/FORMATS.md).
+
+Readers for single files:
+
+* ``read_squad_json``   SQuAD v1.1 / v2.0 JSON; XQuAD, MLQA and TyDiQA-GoldP share it
+* ``read_conllu``       Universal Dependencies CoNLL-U (one word per line, 10 columns)
+* ``read_conll_columns`` token and tag per line, blank line between sentences (XTREME's
+                        panx/udpos ``.tsv`` files, CoNLL-2003 style, optional ``de:`` prefixes)
+* ``read_tsv``          (pair) classification / regression TSV with or without a header
+* ``read_jsonl``        one JSON object per line (canonical keys or the dataset's columns)
+* ``read_retrieval_jsonl``, ``read_parallel_tsv``, ``read_bucc``, ``read_tatoeba``
+                        retrieval corpora ``{"queries", "candidates", "gold"}``
+* ``read_text_lines``   one text per line (mlm)
+
+Discovery (``local_files``, ``load_local``, ``local_languages``) understands two layouts:
+
+(a) adapterxl's own: ``<root>/<split>.<lang>.<ext>`` (``<split>.<ext>`` for the training
+    language or a single-language task), split ``train``, ``validation`` (also ``dev``,
+    ``val``) or ``test``;
+(b) what XTREME's ``scripts/download_data.sh`` leaves in ``download/``; ``root`` may be that
+    folder or the task's folder inside it (see ``_xtreme_candidates`` for the file names).
+
+Errors are one-line ``AdapterxlError``s naming ``file:line`` (or the question id for JSON).
+"""
+from __future__ import annotations
+
+import csv
+import json
+import re
+from pathlib import Path
+
+from ..errors import AdapterxlError
+
+SPLITS = ("train", "validation", "test")
+SPLIT_ALIASES = {"train": ("train",), "validation": ("validation", "dev", "val"),
+                 "test": ("test",)}
+
+# File extensions tried in the simple layout, per task format, in order of preference.
+EXTENSIONS = {
+    "classification": ("jsonl", "tsv"),
+    "pair_classification": ("jsonl", "tsv"),
+    "regression": ("jsonl", "tsv"),
+    "tagging": ("jsonl", "conllu", "conll", "tsv", "txt"),
+    "qa": ("jsonl", "json"),
+    "multiple_choice": ("jsonl", "tsv"),
+    "retrieval": ("jsonl", "tsv"),
+    "mlm": ("jsonl", "txt"),
+}
+ALL_EXTENSIONS = ("jsonl", "tsv", "json", "conllu", "conll", "txt")
+
+CONLLU_COLUMNS = ("id", "form", "lemma", "upos", "xpos", "feats", "head", "deprel", "deps",
+                  "misc")
+
+# Column names that mark the first line of a TSV file as a header.
+_KNOWN_COLUMNS = {"text", "label", "labels", "premise", "hypothesis", "sentence", "sentence1",
+                  "sentence2", "sentence_a", "sentence_b", "question", "question1", "question2",
+                  "context", "id", "idx", "guid", "pairid", "score", "similarity_score",
+                  "gold_label", "tokens", "tags", "answers", "choices", "title", "language",
+                  "lang"}
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]*")
+_LANG_PREFIX = re.compile(r"([a-z]{2,3}):(.+)")
+_CONLLU_ID = re.compile(r"\d+([-.]\d+)?")
+
+# TyDiQA-GoldP's dev files before XTREME renames them: tydiqa-goldp-dev-<name>.json.
+TYDIQA_NAMES = {"ar": "arabic", "bn": "bengali", "en": "english", "fi": "finnish",
+                "id": "indonesian", "ko": "korean", "ru": "russian", "sw": "swahili",
+                "te": "telugu"}
+# LASER's Tatoeba files are named with ISO 639-3 codes: tatoeba.deu-eng.deu / .eng.
+TATOEBA_CODES = {
+    "af": "afr", "ar": "ara", "az": "aze", "bg": "bul", "bn": "ben", "de": "deu", "el": "ell",
+    "en": "eng", "es": "spa", "et": "est", "eu": "eus", "fa": "pes", "fi": "fin", "fr": "fra",
+    "he": "heb", "hi": "hin", "hu": "hun", "id": "ind", "it": "ita", "ja": "jpn", "jv": "jav",
+    "ka": "kat", "kk": "kaz", "ko": "kor", "lt": "lit", "ml": "mal", "mr": "mar", "nl": "nld",
+    "pl": "pol", "pt": "por", "ro": "ron", "ru": "rus", "sw": "swh", "ta": "tam", "te": "tel",
+    "th": "tha", "tl": "tgl", "tr": "tur", "uk": "ukr", "ur": "urd", "vi": "vie", "zh": "cmn",
+}
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _read_lines(path) -> list[str]:
+    """The file's lines without line endings; an error if it is missing, not UTF-8 or empty.
+    Splits on "\\n" only: U+2028 and friends can occur inside sentences."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except FileNotFoundError as e:
+        raise AdapterxlError(f"{path} does not exist") from e
+    except UnicodeDecodeError as e:
+        raise AdapterxlError(f"{path}: not UTF-8 text (byte {e.start})") from e
+    if not text.strip():
+        raise AdapterxlError(f"{path} is empty")
+    lines = [line[:-1] if line.endswith("\r") else line for line in text.split("\n")]
+    if lines and lines[-1] == "":
+        lines.pop()
+    return lines
+
+
+def _nonempty(rows, path, what="examples"):
+    if not rows:
+        raise AdapterxlError(f"{path} is empty (no {what})")
+    return rows
+
+
+def _task_name(task) -> str:
+    return getattr(task, "name", None) or "the task"
+
+
+class _Labels:
+    """Maps label / tag strings to indices of ``task.labels`` (kept as strings when the task
+    has no label list). Digit strings are accepted as indices (PAWS-X writes 0 / 1)."""
+
+    def __init__(self, task):
+        self.task = task
+        labels = getattr(task, "labels", None) if task is not None else None
+        self.labels = tuple(labels) if labels else None
+        self.index = {label: i for i, label in enumerate(self.labels or ())}
+        self.regression = getattr(task, "format", None) == "regression"
+
+    def __call__(self, value: str, path, line):
+        if self.regression:
+            try:
+                return float(value)
+            except ValueError:
+                raise AdapterxlError(f"{path}:{line}: label {value!r} is not a number "
+                                     f"({_task_name(self.task)} is a regression task)") from None
+        if self.labels is None:
+            return value
+        if value in self.index:
+            return self.index[value]
+        if value == "contradictory" and "contradiction" in self.index:  # XNLI's raw spelling
+            return self.index["contradiction"]
+        if re.fullmatch(r"[0-9]+", value) and int(value) < len(self.labels):
+            return int(value)
+        raise AdapterxlError(f"{path}:{line}: label {value!r} is not in the label set of "
+                             f"{_task_name(self.task)} ({', '.join(self.labels)})")
+
+
+def _split_tsv(line: str) -> list[str]:
+    """Tab-separated fields. Fields quoted the way Python's csv module writes them (XTREME's
+    xnli/pawsx files) are unquoted; a line that is not valid csv is split as it is."""
+    if '"' in line:
+        try:
+            return next(csv.reader([line], delimiter="\t", strict=True))
+        except csv.Error:
+            pass
+    return line.split("\t")
+
+
+def _convert(task, record: dict, where: str) -> dict:
+    from .convert import convert  # written alongside; imported late so this module loads alone
+
+    return convert(task, record, where)
+
+
+# --------------------------------------------------------------------------- QA
+
+
+def read_squad_json(path) -> list[dict]:
+    """SQuAD-format JSON -> qa rows ``{"id", "question", "context", "answers"}``.
+
+    ``is_impossible`` questions get ``answers == []``; a question without ``answers``, or
+    with only XTREME's placeholder ``[{"answer_start": 0, "text": ""}]`` (the download script
+    strips test annotations that way), gets ``answers None``. Every answer must be found at
+    its ``answer_start`` in the context."""
+    path = Path(path)
+    lines = _read_lines(path)
+    try:
+        data = json.loads("\n".join(lines))
+    except json.JSONDecodeError as e:
+        raise AdapterxlError(f"{path}:{e.lineno}: not valid JSON ({e.msg})") from e
+    if not isinstance(data, dict) or not isinstance(data.get("data"), list):
+        raise AdapterxlError(f"{path}: expected SQuAD JSON, an object with a \"data\" list of "
+                             f"articles with \"paragraphs\"")
+    rows = []
+    for a, article in enumerate(data["data"]):
+        paragraphs = article.get("paragraphs") if isinstance(article, dict) else None
+        if not isinstance(paragraphs, list):
+            raise AdapterxlError(f"{path}: article {a} has no \"paragraphs\" list")
+        for p, par in enumerate(paragraphs):
+            if not isinstance(par, dict) or not isinstance(par.get("context"), str) \
+                    or not isinstance(par.get("qas"), list):
+                raise AdapterxlError(f"{path}: article {a}, paragraph {p}: expected "
+                                     f"\"context\" (a string) and \"qas\" (a list)")
+            context = par["context"]
+            for q, qa in enumerate(par["qas"]):
+                rows.append(_squad_question(path, context, qa, f"article {a}, paragraph {p}, "
+                                                               f"question {q}"))
+    return _nonempty(rows, path, "questions")
+
+
+def _squad_question(path, context: str, qa, position: str) -> dict:
+    if not isinstance(qa, dict) or "question" not in qa or "id" not in qa:
+        raise AdapterxlError(f"{path}: {position}: expected \"id\" and \"question\"")
+    qid = str(qa["id"])
+    answers = qa.get("answers")
+    if qa.get("is_impossible"):
+        answers = []
+    elif answers is None or answers == [{"answer_start": 0, "text": ""}]:
+        answers = None
+    else:
+        if not isinstance(answers, list):
+            raise AdapterxlError(f"{path}: question {qid}: \"answers\" is not a list")
+        checked = []
+        for ans in answers:
+            if not isinstance(ans, dict) or not isinstance(ans.get("text"), str) \
+                    or not isinstance(ans.get("answer_start"), int):
+                raise AdapterxlError(f"{path}: question {qid}: expected answers like "
+                                     f"{{\"text\": str, \"answer_start\": int}}, found {ans!r}")
+            text, start = ans["text"], ans["answer_start"]
+            found = context[start:start + len(text)] if start >= 0 else ""
+            if not text or found != text:
+                raise AdapterxlError(f"{path}: question {qid}: answer {text!r} is not at "
+                                     f"character {start} of its context (found {found!r})")
+            checked.append({"text": text, "start": start})
+        answers = checked
+    return {"id": qid, "question": str(qa["question"]), "context": context, "answers": answers}
+
+
+# --------------------------------------------------------------------------- tagging
+
+
+def read_conllu(path, column: str = "upos", task=None) -> list[dict]:
+    """CoNLL-U -> tagging rows ``{"tokens", "tags"}`` with the tags of ``column`` (upos,
+    xpos, deprel, ...). Comments, multiword-token ranges (``1-2``) and empty nodes (``1.1``)
+    are skipped, so tokens are the syntactic words. A sentence whose tags are all ``_`` is
+    unlabeled (``tags None``). With ``task``, tags map to ``task.labels``."""
+    path = Path(path)
+    if column.lower() not in CONLLU_COLUMNS[1:]:
+        raise AdapterxlError(f"unknown CoNLL-U column {column!r}; known: "
+                             f"{', '.join(CONLLU_COLUMNS[1:])}")
+    col = CONLLU_COLUMNS.index(column.lower())
+    label = _Labels(task)
+    rows, tokens, tags = [], [], []
+
+    def flush():
+        if tokens:
+            if all(t == "_" for _, t in tags):
+                rows.append({"tokens": list(tokens), "tags": None})
+            else:
+                rows.append({"tokens": list(tokens), "tags": [label(t, path, n) for n, t in tags]})
+        tokens.clear()
+        tags.clear()
+
+    for n, line in enumerate(_read_lines(path), 1):
+        if not line.strip():
+            flush()
+            continue
+        if line.startswith("#"):
+            continue
+        fields = line.split("\t")
+        if len(fields) != 10:
+            raise AdapterxlError(f"{path}:{n}: expected 10 tab-separated CoNLL-U columns "
+                                 f"(ID FORM LEMMA UPOS XPOS FEATS HEAD DEPREL DEPS MISC), "
+                                 f"found {len(fields)}")
+        if not _CONLLU_ID.fullmatch(fields[0]):
+            raise AdapterxlError(f"{path}:{n}: expected a word id (1, 2-3 or 1.1) in the first "
+                                 f"column, found {fields[0]!r}")
+        if not fields[0].isdigit():
+            continue  # multiword token range or empty node
+        tokens.append(fields[1])
+        tags.append((n, fields[col]))
+    flush()
+    return _nonempty(rows, path, "sentences")
+
+
+def _looks_like_conllu(lines) -> bool:
+    for line in lines:
+        if line.strip() and not line.startswith("#"):
+            fields = line.split("\t")
+            return len(fields) == 10 and bool(_CONLLU_ID.fullmatch(fields[0]))
+    return False
+
+
+def read_conll_columns(path, task=None) -> list[dict]:
+    """Token-per-line column files -> tagging rows ``{"tokens", "tags"}``.
+
+    Each line is a token and its tag (tab-separated, or whitespace-separated when the file has
+    no tabs; with more columns the tag is the last one, as in CoNLL-2003), a blank line ends a
+    sentence, ``-DOCSTART-`` lines are skipped. A file of bare tokens (XTREME's test files) is
+    unlabeled (``tags None``). When every token carries the same ``xx:`` language prefix
+    (PAN-X's raw files: ``de:Berlin``) the prefix is removed. A 10-column file with word ids
+    is read as CoNLL-U (XTREME's ``.conll`` UD conversions)."""
+    path = Path(path)
+    lines = _read_lines(path)
+    if _looks_like_conllu(lines):
+        return read_conllu(path, task=task)
+    tabbed = any("\t" in line for line in lines)
+    entries = []  # (line number, fields) per token line, None at sentence boundaries
+    for n, line in enumerate(lines, 1):
+        if not line.strip() or line.lstrip().startswith("-DOCSTART-"):
+            entries.append(None)
+            continue
+        if tabbed:
+            fields = [f.strip() for f in line.split("\t")]
+            while len(fields) > 1 and not fields[-1]:
+                fields.pop()  # trailing tabs
+        else:
+            fields = line.split()
+        entries.append((n, fields))
+    token_lines = [e for e in entries if e is not None]
+    if not token_lines:
+        raise AdapterxlError(f"{path} is empty (no tokens)")
+    first_n, first = token_lines[0]
+    tagged = len(first) >= 2
+    prefix = None
+    m = _LANG_PREFIX.fullmatch(first[0])
+    if m and all(f[0].startswith(m.group(1) + ":") and len(f[0]) > len(m.group(1)) + 1
+                 for _, f in token_lines):
+        prefix = len(m.group(1)) + 1
+    sep = "a tab" if tabbed else "spaces"
+    label = _Labels(task)
+    rows, tokens, tags = [], [], []
+    for entry in entries + [None]:
+        if entry is None:
+            if tokens:
+                rows.append({"tokens": tokens, "tags": tags if tagged else None})
+                tokens, tags = [], []
+            continue
+        n, fields = entry
+        if tagged and len(fields) < 2:
+            raise AdapterxlError(f"{path}:{n}: expected a token and its tag separated by {sep} "
+                                 f"(as on line {first_n}), found {lines[n - 1]!r}")
+        if not tagged and len(fields) > 1:
+            raise AdapterxlError(f"{path}:{n}: expected one token per line (line {first_n} has "
+                                 f"no tag), found {len(fields)} columns in {lines[n - 1]!r}")
+        token = fields[0][prefix:] if prefix else fields[0]
+        tokens.append(token)
+        if tagged:
+            tags.append(label(fields[-1], path, n))
+    return _nonempty(rows, path, "sentences")
+
+
+# --------------------------------------------------------------------------- TSV / JSONL
+
+
+def _is_label(task, value: str) -> bool:
+    if getattr(task, "format", None) == "regression":
+        try:
+            float(value)
+            return True
+        except ValueError:
+            return False
+    labels = getattr(task, "labels", None) or ()
+    return value in labels or (re.fullmatch(r"[0-9]+", value) is not None
+                               and int(value) < len(labels))
+
+
+def _looks_like_header(task, fields: list[str]) -> bool:
+    """A first TSV line is a header when every field is a column-like name, its last field is
+    not a label, and at least one field is a known column name."""
+    known = set(_KNOWN_COLUMNS)
+    for attr in ("text_fields", "label_field"):
+        value = getattr(task, attr, None)
+        known.update([value] if isinstance(value, str) else (value or ()))
+    for value in (getattr(task, "fields", None) or {}).values():
+        if isinstance(value, str):
+            known.add(value)
+        elif isinstance(value, (list, tuple)):
+            known.update(v for v in value if isinstance(v, str))
+    known = {k.lower() for k in known}
+    return (all(_IDENTIFIER.fullmatch(f.strip()) for f in fields)
+            and not _is_label(task, fields[-1].strip())
+            and any(f.strip().lower() in known for f in fields))
+
+
+def read_tsv(task, path, header: bool | None = None) -> list[dict]:
+    """A TSV file -> canonical rows.
+
+    With a header row (``header=None``: detected), each line becomes a record keyed by the
+    header and goes through ``data.convert.convert`` (dataset columns or canonical keys).
+    Without one the columns are positional, as XTREME writes them: ``text[, label]`` for
+    classification, ``first, second[, label]`` for pair classification and regression (the
+    label column is absent in XTREME's test files: ``label None``); tagging files are token
+    columns (``read_conll_columns``)."""
+    path = Path(path)
+    fmt = getattr(task, "format", None)
+    lines = _read_lines(path)
+    numbered = [(n, line) for n, line in enumerate(lines, 1) if line.strip()]
+    first_n, first_line = numbered[0]
+    first = _split_tsv(first_line)
+    if header is None:
+        header = fmt != "tagging" and _looks_like_header(task, first)
+    if header:
+        names = [f.strip() for f in first]
+        if len(set(names)) != len(names) or not all(names):
+            raise AdapterxlError(f"{path}:{first_n}: the header has empty or repeated column "
+                                 f"names: {first_line!r}")
+        rows = []
+        for n, line in numbered[1:]:
+            fields = _split_tsv(line)
+            if len(fields) > len(names):
+                raise AdapterxlError(f"{path}:{n}: {len(fields)} fields but the header on line "
+                                     f"{first_n} names {len(names)} columns")
+            record = dict(zip(names, fields))
+            record.update({name: None for name in names[len(fields):]})
+            rows.append(_convert(task, record, f"{path}:{n}"))
+        return _nonempty(rows, path)
+    if fmt == "tagging":
+        return read_conll_columns(path, task)
+    n_text = {"classification": 1, "pair_classification": 2, "regression": 2}.get(fmt)
+    if n_text is None:
+        raise AdapterxlError(f"{path}:{first_n}: a TSV file for {_task_name(task)} ({fmt}) needs "
+                             f"a header row naming its columns")
+    shape = "text[, label]" if n_text == 1 else "first, second[, label]"
+    label = _Labels(task)
+    rows, width = [], None
+    for n, line in numbered:
+        fields = _split_tsv(line)
+        if len(fields) not in (n_text, n_text + 1):
+            raise AdapterxlError(f"{path}:{n}: expected {n_text} or {n_text + 1} tab-separated "
+                                 f"columns ({shape}), found {len(fields)}")
+        if width is None:
+            width = len(fields)
+        elif len(fields) != width:
+            raise AdapterxlError(f"{path}:{n}: {len(fields)} columns but line {first_n} has "
+                                 f"{width} ({shape})")
+        value = fields[n_text].strip() if len(fields) > n_text else ""
+        hidden = value == "" or (value == "-1" and fmt != "regression")
+        rows.append({"text": tuple(fields[:n_text]),
+                     "label": None if hidden else label(value, path, n)})
+    return rows
+
+
+def read_jsonl(task, path) -> list[dict]:
+    """One JSON object per line (canonical keys or the dataset's columns) -> canonical rows,
+    each through ``data.convert.convert``. Blank lines are skipped."""
+    path = Path(path)
+    rows = []
+    for n, record in _jsonl_records(path):
+        rows.append(_convert(task, record, f"{path}:{n}"))
+    return _nonempty(rows, path)
+
+
+def _jsonl_records(path):
+    for n, line in enumerate(_read_lines(path), 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise AdapterxlError(f"{path}:{n}: not valid JSON ({e.msg})") from e
+        if not isinstance(record, dict):
+            raise AdapterxlError(f"{path}:{n}: expected a JSON object per line, found "
+                                 f"{type(record).__name__}")
+        yield n, record
+
+
+def read_text_lines(path) -> list[dict]:
+    """One text per non-blank line -> mlm rows ``{"text": str}``."""
+    rows = [{"text": line.strip()} for line in _read_lines(path) if line.strip()]
+    return _nonempty(rows, path, "lines")
+
+
+# --------------------------------------------------------------------------- retrieval
+
+
+def _corpus(queries, candidates, gold) -> dict:
+    return {"queries": queries, "candidates": candidates, "gold": gold}
+
+
+def read_retrieval_jsonl(path) -> dict:
+    """Lines ``{"query": text, "id": .., "gold": [candidate ids]}`` and ``{"candidate": text,
+    "id": ..}`` -> a corpus. ``gold None`` when no query has ``gold`` (hidden test)."""
+    path = Path(path)
+    queries, candidates, gold, gold_lines = [], [], {}, {}
+    qids, cids = set(), set()
+    first_query = None
+    for n, record in _jsonl_records(path):
+        kind = "query" if "query" in record else "candidate" if "candidate" in record else None
+        if kind is None or "id" not in record or not isinstance(record[kind], str):
+            raise AdapterxlError(f"{path}:{n}: expected {{\"query\": text, \"id\": .., \"gold\": "
+                                 f"[..]}} or {{\"candidate\": text, \"id\": ..}}")
+        item_id = str(record["id"])
+        seen = qids if kind == "query" else cids
+        if item_id in seen:
+            raise AdapterxlError(f"{path}:{n}: {kind} id {item_id!r} appears twice")
+        seen.add(item_id)
+        if kind == "candidate":
+            candidates.append({"id": item_id, "text": record["candidate"]})
+            continue
+        queries.append({"id": item_id, "text": record["query"]})
+        has_gold = record.get("gold") is not None
+        if first_query is None:
+            first_query = (n, has_gold)
+        elif has_gold != first_query[1]:
+            raise AdapterxlError(f"{path}:{n}: query {'has' if has_gold else 'lacks'} \"gold\" "
+                                 f"but the one on line {first_query[0]} "
+                                 f"{'does not' if has_gold else 'does'}")
+        if has_gold:
+            ids = record["gold"]
+            if not isinstance(ids, list):
+                raise AdapterxlError(f"{path}:{n}: \"gold\" must be a list of candidate ids")
+            gold[item_id] = [str(c) for c in ids]
+            gold_lines[item_id] = n
+    if not queries or not candidates:
+        raise AdapterxlError(f"{path} is empty (needs queries and candidates, found "
+                             f"{len(queries)} and {len(candidates)})")
+    for qid, ids in gold.items():
+        for c in ids:
+            if c not in cids:
+                raise AdapterxlError(f"{path}:{gold_lines[qid]}: gold candidate {c!r} of query "
+                                     f"{qid!r} is not a candidate in the file")
+    return _corpus(queries, candidates, gold if first_query[1] else None)
+
+
+def _sentences(path, role: str) -> list[str]:
+    texts = []
+    for n, line in enumerate(_read_lines(path), 1):
+        if not line.strip():
+            raise AdapterxlError(f"{path}:{n}: empty line (expected one {role} sentence per "
+                                 f"line, aligned by line number)")
+        texts.append(line.strip())
+    return texts
+
+
+def read_parallel_tsv(path, lang: str, trg_lang: str = "en") -> dict:
+    """``sentence<TAB>translation`` per line -> an aligned retrieval corpus (query i's gold is
+    candidate i), ids ``<lang>-<i>`` and ``<trg_lang>-<i>``."""
+    path = Path(path)
+    queries, candidates = [], []
+    for n, line in enumerate(_read_lines(path), 1):
+        if not line.strip():
+            continue
+        fields = _split_tsv(line)
+        if len(fields) != 2 or not fields[0].strip() or not fields[1].strip():
+            raise AdapterxlError(f"{path}:{n}: expected a sentence and its translation "
+                                 f"separated by a tab")
+        i = len(queries)
+        queries.append({"id": f"{lang}-{i}", "text": fields[0].strip()})
+        candidates.append({"id": f"{trg_lang}-{i}", "text": fields[1].strip()})
+    return _corpus(queries, candidates, {q["id"]: [c["id"]] for q, c in zip(queries, candidates)})
+
+
+def read_tatoeba(src_path, trg_path, lang: str, gold="aligned", trg_lang: str = "en") -> dict:
+    """Two line-aligned sentence files -> a corpus: queries are ``src_path``'s sentences
+    (ids ``<lang>-<i>``), candidates ``trg_path``'s (``<trg_lang>-<i>``).
+
+    ``gold``: ``"aligned"`` (line i translates line i, as in LASER's ``tatoeba.deu-eng.*``),
+    ``None`` (hidden: XTREME sorts its ``de-en.en`` file), or the path of an XTREME label file
+    (one 0-based candidate line number per query)."""
+    src_path, trg_path = Path(src_path), Path(trg_path)
+    src = _sentences(src_path, lang)
+    trg = _sentences(trg_path, trg_lang)
+    queries = [{"id": f"{lang}-{i}", "text": t} for i, t in enumerate(src)]
+    candidates = [{"id": f"{trg_lang}-{i}", "text": t} for i, t in enumerate(trg)]
+    if gold is None:
+        return _corpus(queries, candidates, None)
+    if gold == "aligned":
+        if len(src) != len(trg):
+            raise AdapterxlError(f"{src_path} has {len(src)} sentences but {trg_path} has "
+                                 f"{len(trg)}; aligned files need the same number of lines")
+        return _corpus(queries, candidates, {q["id"]: [c["id"]] for q, c in zip(queries,
+                                                                                candidates)})
+    gold_path = Path(gold)
+    index = _read_lines(gold_path)
+    if len(index) != len(src):
+        raise AdapterxlError(f"{gold_path} has {len(index)} lines but {src_path} has "
+                             f"{len(src)} sentences (expected one candidate index per sentence)")
+    mapping = {}
+    for n, line in enumerate(index, 1):
+        value = line.strip()
+        if not value.isdigit() or int(value) >= len(trg):
+            raise AdapterxlError(f"{gold_path}:{n}: expected a line number of {trg_path} "
+                                 f"(0..{len(trg) - 1}), found {value!r}")
+        mapping[queries[n - 1]["id"]] = [candidates[int(value)]["id"]]
+    return _corpus(queries, candidates, mapping)
+
+
+def _bucc_sentences(path) -> list[dict]:
+    items, seen = [], set()
+    for n, line in enumerate(_read_lines(path), 1):
+        if not line.strip():
+            continue
+        fields = line.split("\t", 1)
+        if len(fields) != 2 or not fields[0].strip():
+            raise AdapterxlError(f"{path}:{n}: expected 'id<TAB>sentence' (like "
+                                 f"de-000000001<TAB>...), found {line[:60]!r}")
+        item_id = fields[0].strip()
+        if item_id in seen:
+            raise AdapterxlError(f"{path}:{n}: id {item_id!r} appears twice")
+        seen.add(item_id)
+        items.append({"id": item_id, "text": fields[1].strip()})
+    return _nonempty(items, path, "sentences")
+
+
+def read_bucc_files(src_path, trg_path, gold_path=None) -> dict:
+    """BUCC 2018 sentence files (``id<TAB>sentence``) and gold pairs (``src_id<TAB>trg_id``)
+    -> a corpus; ``gold None`` without a gold file."""
+    queries = _bucc_sentences(src_path)
+    candidates = _bucc_sentences(trg_path)
+    if gold_path is None:
+        return _corpus(queries, candidates, None)
+    qids = {q["id"] for q in queries}
+    cids = {c["id"] for c in candidates}
+    gold = {}
+    for n, line in enumerate(_read_lines(gold_path), 1):
+        if not line.strip():
+            continue
+        fields = line.split()
+        if len(fields) != 2:
+            raise AdapterxlError(f"{gold_path}:{n}: expected 'source_id<TAB>english_id', found "
+                                 f"{line!r}")
+        src, trg = fields
+        if src not in qids:
+            raise AdapterxlError(f"{gold_path}:{n}: {src!r} is not an id in {src_path}")
+        if trg not in cids:
+            raise AdapterxlError(f"{gold_path}:{n}: {trg!r} is not an id in {trg_path}")
+        gold.setdefault(src, []).append(trg)
+    return _corpus(queries, candidates, gold)
+
+
+BUCC_SPLITS = {"validation": ("dev", "sample"), "dev": ("dev", "sample"),
+               "sample": ("sample",), "test": ("test", "training"), "training": ("training",)}
+
+
+def _bucc_candidates(lang: str, split: str, trg_lang: str = "en"):
+    """(required files, gold file) relative to the bucc2018 folder, in order of preference:
+    XTREME's renamed files, then the original tarballs' ``de-en/de-en.sample.*`` names."""
+    pair = f"{lang}-{trg_lang}"
+    for name in BUCC_SPLITS.get(split, (split,)):
+        for folder in ("", f"{pair}/"):
+            stem = f"{folder}{pair}.{name}"
+            yield [f"{stem}.{lang}", f"{stem}.{trg_lang}"], f"{stem}.gold"
+
+
+def read_bucc(directory, lang: str, split: str, trg_lang: str = "en") -> dict:
+    """The BUCC 2018 corpus of one language pair and split (``dev``/``validation`` or
+    ``test``) from a folder holding ``<lang>-en.<split>.<lang>``, ``.en`` and (``dev``)
+    ``.gold``; the test split has no gold file in XTREME's download (``gold None``)."""
+    directory = Path(directory)
+    looked = []
+    for (src, trg), gold in _bucc_candidates(lang, split, trg_lang):
+        if (directory / src).is_file() and (directory / trg).is_file():
+            gold_path = directory / gold
+            return read_bucc_files(directory / src, directory / trg,
+                                   gold_path if gold_path.is_file() else None)
+        looked += [src, trg]
+    raise AdapterxlError(f"no BUCC {split} files for {lang} under {directory} (looked for "
+                         f"{', '.join(looked)})")
+
+
+# --------------------------------------------------------------------------- discovery
+
+
+def _canonical_split(split: str) -> str:
+    for name, aliases in SPLIT_ALIASES.items():
+        if split in aliases:
+            return name
+    raise AdapterxlError(f"unknown split {split!r}; known: {', '.join(SPLITS)} (or dev)")
+
+
+def _simple_kind(fmt, ext: str) -> str:
+    if fmt == "retrieval":
+        return {"jsonl": "retrieval_jsonl", "tsv": "parallel_tsv"}.get(ext, ext)
+    if fmt == "tagging" and ext in ("tsv", "txt"):
+        return "conll"
+    if ext == "json":
+        return "squad_json"
+    return ext
+
+
+def _simple_candidates(task, split: str, lang: str):
+    """(file name, reader kind) in adapterxl's layout, in order of preference."""
+    fmt = getattr(task, "format", None)
+    exts = EXTENSIONS.get(fmt, ALL_EXTENSIONS)
+    stems = [f"{s}.{lang}" for s in SPLIT_ALIASES[split]]
+    languages = tuple(getattr(task, "languages", ()) or ())
+    if lang == getattr(task, "train_language", "en") or len(languages) == 1:
+        stems += list(SPLIT_ALIASES[split])
+    return [(f"{stem}.{ext}", _simple_kind(fmt, ext)) for stem in stems for ext in exts]
+
+
+def _xtreme_candidates(task, split: str, lang: str):
+    """What XTREME's download script writes, as (reader kind, required paths, optional paths)
+    relative to ``download/`` (the first component is the task's folder).
+
+    xnli, pawsx    {train,dev,test}-<lang>.tsv, headerless: first, second, label (test: no
+                   label column); train only train-en.tsv (MNLI for xnli, PAWS for pawsx)
+    udpos, panx    {train,dev,test}-<lang>.tsv: token<TAB>tag per line, blank line between
+                   sentences; test files hold tokens only
+    squad          squad/train-v1.1.json, squad/dev-v1.1.json
+    xquad          xquad/xquad.<lang>.json (test; answers stripped)
+    mlqa           mlqa/MLQA_V1/{dev,test}/{dev,test}-context-<lang>-question-<lang>.json
+    tydiqa         tydiqa/tydiqa-goldp-v1.1-train/tydiqa.goldp.<lang>.train.json (train),
+                   tydiqa/tydiqa-goldp-v1.1-dev/tydiqa.goldp.<lang>.dev.json (XTREME's test set;
+                   answers stripped)
+    bucc2018       bucc2018/<lang>-en.{dev,test}.{<lang>,en} (id<TAB>sentence),
+                   bucc2018/<lang>-en.dev.gold (the test gold is deleted)
+    tatoeba        tatoeba/<lang>-en.<lang>, tatoeba/<lang>-en.en (the English side is sorted, so
+                   the gold alignment is hidden)
+    xcopa          xcopa/{train,val,test}.<lang>.jsonl (COPA / XCOPA records)
+    siqa           siqa/socialIQa_v1.4_{trn,dev,tst}.jsonl
+    """
+    name = getattr(task, "name", "")
+    fmt = getattr(task, "format", None)
+    xsplit = {"train": "train", "validation": "dev", "test": "test"}[split]
+    out = []
+
+    def add(kind, required, optional=()):
+        out.append((kind, list(required), list(optional)))
+
+    if name in ("xnli", "pawsx", "mnli", "paws"):
+        folder = "xnli" if name in ("xnli", "mnli") else "pawsx"
+        if name in ("xnli", "pawsx") or (split == "train" and lang == "en"):
+            add("tsv_headerless", [f"{folder}/{xsplit}-{lang}.tsv"])
+    elif name in ("udpos", "panx"):
+        add("conll", [f"{name}/{xsplit}-{lang}.tsv"])
+    elif name in ("squad", "squad_v2"):
+        version = "v1.1" if name == "squad" else "v2.0"
+        folders = ("squad",) if name == "squad" else ("squad", "squad_v2")
+        if split != "test" and lang == "en":
+            for folder in folders:
+                add("squad_json", [f"{folder}/{xsplit}-{version}.json"])
+    elif name == "xquad" and split == "test":
+        add("squad_json", [f"xquad/xquad.{lang}.json"])
+    elif name == "mlqa" and split != "train":
+        add("squad_json", [f"mlqa/MLQA_V1/{xsplit}/{xsplit}-context-{lang}-question-{lang}.json"])
+    elif name == "tydiqa":
+        if split == "train":
+            base = "tydiqa/tydiqa-goldp-v1.1-train"
+            add("squad_json", [f"{base}/tydiqa.goldp.{lang}.train.json"])
+            add("squad_json", [f"{base}/tydiqa.{lang}.train.json"])
+        else:
+            base = "tydiqa/tydiqa-goldp-v1.1-dev"
+            add("squad_json", [f"{base}/tydiqa.goldp.{lang}.dev.json"])
+            if lang in TYDIQA_NAMES:
+                add("squad_json", [f"{base}/tydiqa-goldp-dev-{TYDIQA_NAMES[lang]}.json"])
+    elif name == "bucc2018" and split != "train":
+        for required, gold in _bucc_candidates(lang, split):
+            add("bucc", [f"bucc2018/{p}" for p in required], [f"bucc2018/{gold}"])
+    elif name == "tatoeba" and split == "test":
+        add("tatoeba_hidden", [f"tatoeba/{lang}-en.{lang}", f"tatoeba/{lang}-en.en"])
+        if lang in TATOEBA_CODES:
+            code = TATOEBA_CODES[lang]
+            add("tatoeba_aligned", [f"tatoeba/tatoeba.{code}-eng.{code}",
+                                    f"tatoeba/tatoeba.{code}-eng.eng"])
+        add("tatoeba_aligned", [f"tatoeba/tatoeba.{lang}-eng.{lang}",
+                                f"tatoeba/tatoeba.{lang}-eng.eng"])
+    elif name in ("xcopa", "copa") and (name == "xcopa" or lang == "en"):
+        vsplit = "val" if split == "validation" else split
+        add("jsonl", [f"xcopa/{vsplit}.{lang}.jsonl"])
+        add("jsonl", [f"xcopa/{vsplit}-{lang}.jsonl"])
+    elif name == "siqa" and lang == "en":
+        short = {"train": "trn", "dev": "dev", "test": "tst"}[xsplit]
+        add("jsonl", [f"siqa/socialIQa_v1.4_{short}.jsonl"])
+    if fmt == "retrieval":
+        out = [c for c in out if c[0] in ("bucc", "tatoeba_hidden", "tatoeba_aligned")]
+    return out
+
+
+def _xtreme_bases(root: Path, rel: str):
+    """``root`` is XTREME's download/ folder, or the task's folder inside it."""
+    parts = Path(rel).parts
+    yield root / rel
+    if len(parts) > 1:
+        yield root.joinpath(*parts[1:])
+
+
+def _check_root(root) -> Path:
+    root = Path(root)
+    if not root.is_dir():
+        raise AdapterxlError(f"data directory {str(root)!r} does not exist")
+    return root
+
+
+def local_files(task, root, split: str, lang: str):
+    """``(reader kind, [paths])`` of the local data for one split and language, or None.
+    adapterxl's layout is tried first, then XTREME's download layout."""
+    root = _check_root(root)
+    split = _canonical_split(split)
+    for name, kind in _simple_candidates(task, split, lang):
+        if (root / name).is_file():
+            return kind, [root / name]
+    for kind, required, optional in _xtreme_candidates(task, split, lang):
+        for variant in zip(*[list(_xtreme_bases(root, rel)) for rel in required + optional]):
+            paths = list(variant)
+            need = paths[:len(required)]
+            if all(p.is_file() for p in need):
+                return kind, need + [p for p in paths[len(required):] if p.is_file()]
+    return None
+
+
+def _looked_for(task, split: str, lang: str) -> str:
+    simple = [name for name, _ in _simple_candidates(task, split, lang)]
+    xtreme = [" + ".join(required) for _, required, _ in _xtreme_candidates(task, split, lang)]
+    text = ", ".join(simple)
+    if xtreme:
+        return f"{text}, XTREME layout {' or '.join(xtreme)}"
+    return f"{text}; XTREME's download layout has no {split} data for {_task_name(task)}"
+
+
+def read_local(task, kind: str, paths, lang: str):
+    """Read files found by ``local_files`` -> rows, or a corpus for retrieval tasks."""
+    paths = [Path(p) for p in paths]
+    if kind == "jsonl":
+        return read_jsonl(task, paths[0])
+    if kind == "tsv":
+        return read_tsv(task, paths[0])
+    if kind == "tsv_headerless":
+        return read_tsv(task, paths[0], header=False)
+    if kind == "squad_json":
+        return read_squad_json(paths[0])
+    if kind == "conllu":
+        return read_conllu(paths[0], task=task)
+    if kind == "conll":
+        return read_conll_columns(paths[0], task=task)
+    if kind == "txt":
+        return read_text_lines(paths[0])
+    if kind == "retrieval_jsonl":
+        return read_retrieval_jsonl(paths[0])
+    if kind == "parallel_tsv":
+        return read_parallel_tsv(paths[0], lang)
+    if kind == "bucc":
+        return read_bucc_files(*paths)
+    if kind == "tatoeba_aligned":
+        return read_tatoeba(paths[0], paths[1], lang)
+    if kind == "tatoeba_hidden":
+        return read_tatoeba(paths[0], paths[1], lang, gold=None)
+    raise AdapterxlError(f"cannot read {paths[0]}: unknown reader {kind!r}")
+
+
+def load_local(task, root, split: str, lang: str):
+    """Canonical rows (a corpus for retrieval) of one split and language from local files."""
+    root = _check_root(root)
+    canonical = _canonical_split(split)
+    found = local_files(task, root, canonical, lang)
+    if found is None:
+        raise AdapterxlError(f"no {canonical} data for {_task_name(task)} in {lang} under {root} "
+                             f"(looked for {_looked_for(task, canonical, lang)})")
+    kind, paths = found
+    return read_local(task, kind, paths, lang)
+
+
+def local_languages(task, root, split: str) -> list[str]:
+    """The task's languages that have local data for this split, in the task's order."""
+    root = _check_root(root)
+    split = _canonical_split(split)
+    return [lang for lang in getattr(task, "languages", ()) or ()
+            if local_files(task, root, split, lang) is not None]

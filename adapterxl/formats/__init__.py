@@ -1,0 +1,90 @@
+"""Task formats: how canonical rows (docs/FORMATS.md) become features, which head reads the
+encoder, how outputs become predictions, how predictions are scored and written in XTREME's
+submission layout. One file per format family; the training loop and evaluation only talk to
+the `Format` interface."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..errors import unknown
+
+
+class Format:
+    name: str = ""
+    head: str | None = None       # head type in heads.py; None: no head (retrieval)
+    extension: str = "tsv"          # submission file extension
+
+    def num_outputs(self, labels) -> int:
+        return len(labels)
+
+    def labeled(self, row: dict) -> bool:
+        return row.get("label") is not None
+
+    def encode(self, rows: list[dict], tokenizer, max_length: int, train: bool,
+               task) -> list[dict]:
+        """Features: `input_ids` (+ `labels` when training or scoring), bookkeeping under
+        keys starting with "_"."""
+        raise NotImplementedError
+
+    def decode(self, outputs: list[np.ndarray], features: list[dict], rows: list[dict],
+               labels, task) -> list:
+        """One prediction per row from the per-feature outputs."""
+        raise NotImplementedError
+
+    def score(self, metric: str, predictions: list, rows: list[dict], labels,
+              lang: str) -> dict:
+        """The metric values (fractions) of labeled rows."""
+        raise NotImplementedError
+
+    def write(self, predictions: list, rows: list[dict], labels, path: Path) -> None:
+        from .. import _io
+
+        _io.write_text(path, "".join(f"{p}\n" for p in predictions))
+
+    def collate(self, tokenizer, device, train: bool, seed: int):
+        return None  # the default Collator
+
+
+def get_format(name: str) -> Format:
+    from .classification import Classification, Regression
+    from .multiple_choice import MultipleChoice
+    from .qa import ExtractiveQA
+    from .retrieval import Retrieval
+    from .tagging import Tagging
+    from .mlm import MaskedLM
+
+    formats = {"classification": Classification(), "pair_classification": Classification(),
+               "regression": Regression(), "tagging": Tagging(), "qa": ExtractiveQA(),
+               "multiple_choice": MultipleChoice(), "retrieval": Retrieval(), "mlm": MaskedLM()}
+    if name not in formats:
+        raise unknown("task format", name, formats)
+    fmt = formats[name]
+    fmt.name = name
+    return fmt
+
+
+@torch.no_grad()
+def predict(model, features: list[dict], tokenizer, batch_size: int = 64,
+            collate=None) -> list[np.ndarray]:
+    """Head outputs per feature, in the order of `features` (batches are length-sorted
+    inside). Token-level outputs are cut to each feature's own length."""
+    from ..data.preprocess import loader
+
+    model.eval()
+    device = model.backbone.device
+    dl = loader(features, tokenizer, batch_size, shuffle=False, device=device, collate=collate)
+    order = [i for batch in dl.batch_sampler for i in batch]
+    outputs = []
+    for batch in dl:
+        batch = {k: v.to(device) for k, v in batch.items() if k != "labels"}
+        logits = model(**batch)["logits"].float().cpu().numpy()
+        lengths = batch["attention_mask"].sum(-1).cpu().numpy()
+        for row, n in zip(logits, lengths):
+            outputs.append(row[:int(n)] if row.ndim == 2 and np.ndim(n) == 0 else row)
+    result = [None] * len(features)
+    for i, out in zip(order, outputs):
+        result[i] = out
+    return result

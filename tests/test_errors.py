@@ -163,3 +163,15 @@ def test_unexpected_errors_are_one_line_too(monkeypatch):
                                      "(rerun with `adapterxl --debug ...` for the traceback)")
     debug = CliRunner().invoke(main, ["--debug", "tasks"])
     assert isinstance(debug.exception, RuntimeError)
+
+
+def test_licensed_task_without_files_says_why(tmp_path):
+    from click.testing import CliRunner
+
+    from adapterxl.cli import main
+
+    r = CliRunner().invoke(main, ["train-intermediate", "--task", "ccg", "--model",
+                                  "builtin:tiny-xlmr", "-o", str(tmp_path / "ccg")])
+    assert r.exit_code == 2
+    line = r.stderr.strip()
+    assert "\n" not in line and "CCGbank" in line and "--data-dir" in line

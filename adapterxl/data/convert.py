@@ -71,14 +71,10 @@ def _tag(task: "Task", value, where: str):
             return value
         raise AdapterxlError(f"{where}: label {value!r} is not a tag string (the tag set of "
                              f"{task.name} is collected from the training files)")
-    labels = task.labels
-    if isinstance(value, str) and value in labels:
-        return labels.index(value)
-    idx = _as_index(value)
-    if idx is not None and 0 <= idx < len(labels):
-        return idx
-    raise AdapterxlError(f"{where}: label {value!r} is not in the label set of {task.name} "
-                         f"({', '.join(labels)} or 0..{len(labels) - 1})")
+    index = label_index(task, value, where)
+    if index is None:
+        raise AdapterxlError(f"{where}: a word has no tag ({value!r})")
+    return index
 
 
 def _score(task: "Task", value, where: str) -> float | None:

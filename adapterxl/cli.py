@@ -94,6 +94,13 @@ def train_options(default_output: str):
         click.option("--max-train-examples", type=int, default=None),
         click.option("--seed", type=int, default=42, show_default=True),
         click.option("--force", is_flag=True, help="Use modules trained on another backbone."),
+        click.option("--checkpoint-every", type=click.IntRange(min=0), default=None,
+                     metavar="N",
+                     help="Checkpoint every N optimizer steps, besides every dev evaluation; "
+                          "0: only at evaluations [default: every 10% of the run]."),
+        click.option("--resume", is_flag=True,
+                     help="Continue an interrupted run from <output>.checkpoint/ (same "
+                          "settings required)."),
     ]
 
     def decorate(f):

@@ -5,6 +5,7 @@ the quickstart and the tests. The loop runs through accelerate, so `accelerate l
 `torchrun` give data parallelism without changes here."""
 from __future__ import annotations
 
+import json
 import math
 import platform
 import random
@@ -15,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import _io
+from . import _io, checkpoint
 from .backbone import Backbone, load_backbone
 from .errors import AdapterxlError
 from .evaluation import metrics
@@ -58,6 +59,14 @@ class TrainConfig:
     max_eval_examples: int | None = None
     seed: int = 42
     force: bool = False
+    # Optimizer steps between checkpoints (in `<output>.checkpoint/`), besides the one at
+    # every dev evaluation. None: every 10% of the run; 0: only at evaluations.
+    checkpoint_every: int | None = None
+    resume: bool = False  # continue from the checkpoint of an interrupted run
+
+
+# Key under which a batch carries its masking generator's state (MLM), see _TrackMasking.
+MASKING_STATE = "_masking_state"
 
 
 def set_seed(seed: int) -> None:
@@ -148,6 +157,18 @@ def train_module(cfg: TrainConfig, progress: bool = True, backbone: Backbone | N
 
     task, lower, init_from, hp, warnings = _resolve(cfg)
     fmt = get_format(task.format)
+    if cfg.checkpoint_every is not None and cfg.checkpoint_every < 0:
+        raise AdapterxlError(f"--checkpoint-every must be 0 or more, got {cfg.checkpoint_every}")
+    where = checkpoint.directory(cfg.output)
+    config = checkpoint.config_of(cfg)
+    saved = None
+    if cfg.resume:
+        saved = checkpoint.load(where)
+        checkpoint.check_config(saved["config"], config, where)
+    elif checkpoint.exists(where):
+        # Starting over would silently discard the interrupted run's work.
+        raise AdapterxlError(f"an interrupted run left a checkpoint in {where}: pass --resume "
+                             f"to continue it, or delete that directory to start over")
     log = tqdm.write if progress else (lambda *_: None)
     for warning in warnings:
         log(f"warning: {warning}")
@@ -172,6 +193,10 @@ def train_module(cfg: TrainConfig, progress: bool = True, backbone: Backbone | N
     labels = task_labels(task, fmt, train_rows + dev_rows, backbone)
     if task.labels is None and fmt.name == "tagging":
         train_rows, dev_rows = index_tags(train_rows, labels), index_tags(dev_rows, labels)
+    # Again: loading may or may not have drawn random numbers (a builtin backbone is
+    # materialized from its own seed the first time only; a passed-in backbone is not loaded
+    # at all), and a run must not depend on that.
+    set_seed(cfg.seed)
     model, top = assemble(backbone, lower, method=cfg.method, config=cfg.method_config,
                           init_from=init_from, force=cfg.force,
                           head=head_config(fmt.head, backbone.hidden_size,
@@ -187,12 +212,21 @@ def train_module(cfg: TrainConfig, progress: bool = True, backbone: Backbone | N
     tok = backbone.tokenizer
     train_features = fmt.encode(train_rows, tok, hp["max_length"], True, task)
     dev_features = fmt.encode(dev_rows, tok, hp["max_length"], False, task)
+    collate = fmt.collate(tok, backbone.device, True, cfg.seed)
+    if getattr(collate, "generator", None) is not None:
+        collate = _TrackMasking(collate)
     train_dl = loader(train_features, tok, micro, shuffle=True, seed=cfg.seed,
-                      device=backbone.device,
-                      collate=fmt.collate(tok, backbone.device, True, cfg.seed))
+                      device=backbone.device, collate=collate)
+    # Creating an epoch's iterator draws a seed from the loader's generator; by default that
+    # is torch's global RNG, which a resumed run would then draw from once more than the
+    # interrupted one did. A generator of its own keeps the global RNG for dropout only.
+    train_dl.generator = torch.Generator().manual_seed(cfg.seed)
     sampler = train_dl.batch_sampler  # accelerate may wrap it; epochs are set on ours
     steps_per_epoch = max(1, len(train_dl) // (accum * accelerator.num_processes))
     total = cfg.max_steps or max(1, math.ceil(hp["epochs"] * steps_per_epoch))
+    every = (max(1, math.ceil(total / 10)) if cfg.checkpoint_every is None
+             else cfg.checkpoint_every)
+    batches_per_epoch = len(train_dl)
 
     params = model.trainable_parameters()
     decay = [p for p in params if p.ndim > 1]
@@ -207,19 +241,66 @@ def train_module(cfg: TrainConfig, progress: bool = True, backbone: Backbone | N
     best = {"metric": -math.inf, "step": 0, "state": None}
     history = []
     step, epoch, tokens, seen = 0, 0, 0, 0
-    bar = tqdm(total=total, desc=f"train {task.name}", unit="step", dynamic_ncols=True,
+    skip = 0  # micro-batches of `epoch` already trained on (when resuming mid-epoch)
+    running, elapsed, masking, last_checkpoint = None, 0.0, None, None
+    if saved is not None:
+        if saved["fingerprint"] != backbone.fingerprint:
+            raise AdapterxlError(f"cannot resume: the backbone's weights differ from those the "
+                                 f"checkpoint in {where} was trained on; delete it to start over")
+        if saved["batches_per_epoch"] != batches_per_epoch:
+            raise AdapterxlError(f"cannot resume: the training data changed ({batches_per_epoch}"
+                                 f" micro-batches per epoch, the checkpoint in {where} saw "
+                                 f"{saved['batches_per_epoch']}); delete it to start over")
+        core.load_module_state(top, saved["module"], f"checkpoint {where}")
+        core.head.load_state_dict(saved["head"])
+        optimizer.load_state_dict(saved["optimizer"])
+        scheduler.load_state_dict(saved["scheduler"])
+        step, epoch, skip = saved["step"], saved["epoch"], saved["batch"]
+        tokens, seen, running, elapsed = (saved["tokens"], saved["seen"], saved["running"],
+                                          saved["seconds"])
+        history, best, masking = saved["history"], saved["best"], saved["masking"]
+        last_checkpoint = step
+        if masking is not None:
+            collate.generator.set_state(masking)
+        # Last, so that nothing above (loading, building the model) moves them.
+        checkpoint.set_rng_state(saved["rng"])
+        log(f"resuming from the checkpoint at step {step}/{total} in {where}")
+
+    def save_checkpoint(batch_in_epoch: int) -> None:
+        checkpoint.save(where, {
+            "format_version": checkpoint.FORMAT_VERSION, "config": config,
+            "fingerprint": backbone.fingerprint, "batches_per_epoch": batches_per_epoch,
+            "step": step, "epoch": epoch, "batch": batch_in_epoch, "tokens": tokens,
+            "seen": seen, "running": running,
+            "seconds": elapsed + time.perf_counter() - start,
+            "history": _plain(history), "best": {**best, "values": _plain(best.get("values", {}))},
+            "module": core.module_state(top),
+            "head": {k: v.detach().cpu() for k, v in core.head.state_dict().items()},
+            "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+            "rng": checkpoint.rng_state(), "masking": masking,
+        }, {"step": step, "total": total, "epoch": epoch, "task": task.name,
+            "output": str(cfg.output), "config_hash": checkpoint.config_hash(config),
+            "resume": "rerun the same command with --resume"})
+
+    bar = tqdm(total=total, initial=step, desc=f"train {task.name}", unit="step",
+               dynamic_ncols=True,
                disable=None if (progress and accelerator.is_main_process) else True)
     start = time.perf_counter()
-    running = None
     model.train()
     while step < total:
+        # accelerate's loader keeps its own epoch count and applies it to the sampler when an
+        # iteration starts; a resumed run must set both.
+        if hasattr(train_dl, "set_epoch"):
+            train_dl.set_epoch(epoch)
         sampler.set_epoch(epoch)
-        for i, batch in enumerate(train_dl):
+        sampler.skip = skip * accelerator.num_processes
+        for i, batch in enumerate(train_dl, start=skip):
+            masking = batch.pop(MASKING_STATE, masking)
             batch = {k: v.to(backbone.device) for k, v in batch.items()}
             loss = model(**batch)["loss"]
             if not torch.isfinite(loss):
-                raise AdapterxlError(f"loss became {loss.item()} at step {step}: lower the "
-                                     f"learning rate (now {hp['lr']}) or use --precision fp32")
+                raise AdapterxlError(_diverged(loss.item(), step + 1, hp["lr"], where,
+                                               last_checkpoint))
             accelerator.backward(loss / accum)
             tokens += int(batch["attention_mask"].sum())
             seen += len(batch["labels"])
@@ -244,11 +325,17 @@ def train_module(cfg: TrainConfig, progress: bool = True, backbone: Backbone | N
                     best = {"metric": metric, "step": step, "state": _snapshot(core, top),
                             "values": values}
                 model.train()
+            # Only here, at an optimizer-step boundary: no gradients are half accumulated.
+            if step in eval_at or (every and step % every == 0):
+                if accelerator.is_main_process:
+                    save_checkpoint(batch_in_epoch=i + 1)
+                last_checkpoint = step
             if step >= total:
                 break
+        skip = 0
         epoch += 1
     bar.close()
-    seconds = time.perf_counter() - start
+    seconds = elapsed + time.perf_counter() - start
 
     _restore(core, top, best["state"])
     result = {
@@ -259,20 +346,56 @@ def train_module(cfg: TrainConfig, progress: bool = True, backbone: Backbone | N
         "tokens_per_second": round(tokens / seconds, 1), "history": history,
         "trainable_parameters": sum(p.numel() for p in params),
     }
+    if saved is not None:
+        result["resumed_from_step"] = saved["step"]
     if accelerator.is_main_process:
         manifest = _manifest(cfg, task, core, top, hp, init_from, result, labels)
-        saved = save_module(cfg.output, manifest, core.module_state(top),
+        module = save_module(cfg.output, manifest, core.module_state(top),
                             {k: v.detach().float().cpu().contiguous()
                              for k, v in core.head.state_dict().items()}, lower)
-        result["module"] = str(saved.path)
-        _io.write_json(saved.path / "train-results.json", result)
+        result["module"] = str(module.path)
+        _io.write_json(module.path / "train-results.json", result)
+        checkpoint.remove(where)  # the module is safely saved: nothing left to resume
     accelerator.wait_for_everyone()
     return result
 
 
 def _snapshot(model, top) -> dict:
-    return {"module": model.module_state(top),
+    # module_state returns the parameters themselves for fp32 weights on the CPU: clone, or
+    # the "best" snapshot would keep training along with the model.
+    return {"module": {k: v.clone() for k, v in model.module_state(top).items()},
             "head": {k: v.detach().clone().cpu() for k, v in model.head.state_dict().items()}}
+
+
+class _TrackMasking:
+    """Wraps a collator with a random generator (MLM masking) and attaches to each batch the
+    generator's state after masking it. The prepared loader collates one batch ahead, so at a
+    step boundary the generator has already moved past the batches trained on; a checkpoint
+    saves the state that came with the last trained batch instead."""
+
+    def __init__(self, collate):
+        self.collate, self.generator = collate, collate.generator
+
+    def __call__(self, features):
+        batch = self.collate(features)
+        batch[MASKING_STATE] = self.generator.get_state()
+        return batch
+
+
+def _plain(value):
+    """Metric values as plain floats (numpy scalars do not load with weights_only=True)."""
+    return json.loads(json.dumps(value, default=float))
+
+
+def _diverged(loss: float, step: int, lr: float, where: Path, last: int | None) -> str:
+    what = f"loss became {loss} at step {step}"
+    advice = f"lower the learning rate (now {lr}) or use --precision fp32"
+    if last is None:
+        return f"{what} (no checkpoint was written before it): {advice}"
+    # Resuming replays the same steps, so with the same settings it diverges the same way;
+    # and changed settings are a different run, which --resume refuses.
+    return (f"{what}; the last checkpoint (step {last}) is kept in {where}, but resuming it "
+            f"would likely diverge again: {advice} and start over (delete {where} first)")
 
 
 def _restore(model, top, state) -> None:
@@ -308,7 +431,8 @@ def _manifest(cfg, task, model, top, hp, init_from, result, labels) -> dict:
         "data": data,
         "hyperparameters": {**{k: v for k, v in asdict(cfg).items()
                                if k not in ("task", "output", "model", "stack", "init_from",
-                                            "data", "data_dir", "force")}, **hp},
+                                            "data", "data_dir", "force", "resume",
+                                            "checkpoint_every")}, **hp},
         "seed": cfg.seed,
         "metrics": {"dev": {task.metric: result["dev"], **result["dev_metrics"]},
                     "best_step": result["best_step"], "steps": result["steps"]},

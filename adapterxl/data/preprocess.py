@@ -21,6 +21,9 @@ class LengthGroupedBatches(Sampler):
         self.lengths, self.batch_size, self.seed, self.group = lengths, batch_size, seed, group
         self.shuffle = shuffle
         self.epoch = 0
+        # Batches to leave out of the next iteration only: a resumed run continues mid-epoch
+        # without collating (and so without drawing random masks for) batches it already saw.
+        self.skip = 0
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -40,7 +43,8 @@ class LengthGroupedBatches(Sampler):
         return batches
 
     def __iter__(self):
-        return iter(self._batches())
+        batches, self.skip = self._batches()[self.skip:], 0
+        return iter(batches)
 
     def __len__(self) -> int:
         return (len(self.lengths) + self.batch_size - 1) // self.batch_size

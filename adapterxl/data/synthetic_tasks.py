@@ -873,17 +873,16 @@ QA_SLOTS = {
 _QA_KINDS = ("PER", "LOC", "NUM", "ORG")
 
 
-# Answers come from smaller inventories than the other tasks' names: a frozen random
-# encoder's tokens are arbitrary 64-d vectors, and a linear span head separates a few dozen
-# answer tokens from the context's words far more easily than a hundred (measured: exact
-# match after 300 steps about 0.3 instead of 0.12).
-QA_POOLS = {"first": ("Anna", "Omar", "Wanjiru", "José", "Mei", "Lukas", "Amina", "Élodie",
-                      "Sofia", "Kofi", "Zoë", "Björn"),
-            "last": ("Berg", "Haddad", "Otieno", "Núñez", "Lin", "Keller", "García", "Moreau"),
-            "loc": ("Nairobi", "Lyon", "Málaga", "Cairo", "Quito", "Zürich", "Port Louis",
-                    "Buenos Aires"),
-            "org": ORG_STEMS[:6], "suffix": ORG_SUFFIXES[:4],
-            "num": ("5", "12", "20", "25", "40", "60", "75", "100", "150", "300")}
+# Answers come from small inventories (and the filler sentences from a small part of the
+# lexicon, see _qa_scene): a frozen random encoder's tokens are arbitrary 64-d vectors, and
+# a linear span head separates a few dozen answer tokens from a few dozen filler words far
+# more easily than a hundred from a hundred (measured with the training code, 200 steps:
+# F1 0.43-0.50 across seeds, against 0.1-0.3 with all names and the whole lexicon).
+QA_POOLS = {"first": ("Anna", "Omar", "José", "Amina", "Élodie", "Kofi", "Zoë", "Björn"),
+            "last": ("Berg", "Otieno", "Núñez", "Keller", "García", "Moreau"),
+            "loc": ("Nairobi", "Lyon", "Málaga", "Zürich", "Port Louis", "Buenos Aires"),
+            "org": ORG_STEMS[:4], "suffix": ORG_SUFFIXES[:3],
+            "num": ("5", "12", "25", "40", "100", "300")}
 
 
 def _qa_answer(rng: random.Random, kind: str, lang: str) -> str:
@@ -901,6 +900,20 @@ def _qa_answer(rng: random.Random, kind: str, lang: str) -> str:
     return " ".join(words)
 
 
+_QA_SUBJECTS = ("teacher", "mother", "driver", "farmer", "child")
+_QA_VERBS = ("buy", "take", "sell", "like")
+
+
+def _qa_scene(rng: random.Random):
+    """A plain scene from a small part of the lexicon (no adjectives): with few filler words
+    around them, a linear span head over random token vectors finds the answers."""
+    obj = rng.choice(("book", "bread", "tea", "car", "bag", "apple"))
+    place = rng.choice(nli.PLACES) if rng.random() < 0.5 else None
+    time = rng.choice(nli.TIMES) if rng.random() < 0.3 else None
+    return nli._Scene(rng.choice(_QA_SUBJECTS), rng.choice(_QA_VERBS), obj, None, None, place,
+                      time)
+
+
 def _qa_rows(rng: random.Random, lang: str, n: int, prefix: str, unanswerable: float = 0.0
              ) -> List[Row]:
     slots = QA_SLOTS[lang]
@@ -911,7 +924,7 @@ def _qa_rows(rng: random.Random, lang: str, n: int, prefix: str, unanswerable: f
     for i, no_answer in enumerate(flags):
         long_ctx = rng.random() < 0.25  # mostly longer than 128 subword tokens
         n_sent = rng.randint(13, 19) if long_ctx else rng.randint(2, 5)
-        sents = [_scene_sentence(rng, lang) for _ in range(n_sent)]
+        sents = [_scene_sentence(rng, lang, _qa_scene(rng)) for _ in range(n_sent)]
         kind = rng.choice(_QA_KINDS)
         others = [k for k in _QA_KINDS if k != kind]
         answer = None
@@ -919,7 +932,7 @@ def _qa_rows(rng: random.Random, lang: str, n: int, prefix: str, unanswerable: f
         if not no_answer:
             answer = _qa_answer(rng, kind, lang)
             inserts.append((slots[kind][0], answer))
-            if rng.random() < 0.3:
+            if rng.random() < 0.15:  # a distractor slot of another kind
                 inserts.append((slots[rng.choice(others)][0], None))
         elif rng.random() < 0.5:
             inserts.append((slots[rng.choice(others)][0], None))

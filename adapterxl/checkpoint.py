@@ -1,0 +1,138 @@
+"""Training checkpoints, so that an interrupted run resumes exactly where it stopped.
+
+A checkpoint holds only what training changes (the trainable module and the head, optimizer
+and scheduler state, RNG states, the data position, counters and the best-so-far snapshot),
+never the frozen backbone: for a 13B backbone it stays a few MBs. It lives beside the module
+directory, in `<output>.checkpoint/`, because the module directory itself is swapped in whole
+at the end of training. `checkpoint.pt` is replaced atomically, so a kill while writing leaves
+the previous checkpoint loadable; `checkpoint.json` is a summary for humans."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import _io
+from .errors import AdapterxlError
+
+FILE = "checkpoint.pt"
+INFO = "checkpoint.json"
+FORMAT_VERSION = 1
+# Fields that do not change what training computes, so a resumed run may differ in them.
+# `output` is implied by where the checkpoint was found (and may be spelled differently).
+NOT_COMPARED = ("output", "resume", "checkpoint_every")
+
+
+def directory(output) -> Path:
+    output = Path(output)
+    return output.with_name(output.name + ".checkpoint")
+
+
+def config_of(cfg) -> dict:
+    """The part of a TrainConfig a checkpoint must agree with, as plain JSON values (so a
+    tuple and a list, or 3 and 3.0 from YAML, compare the way they were written)."""
+    from dataclasses import asdict
+
+    return json.loads(json.dumps({k: v for k, v in asdict(cfg).items()
+                                  if k not in NOT_COMPARED}, sort_keys=True))
+
+
+def config_hash(config: dict) -> str:
+    return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def check_config(saved: dict, current: dict, where: Path) -> None:
+    for key in sorted(set(saved) | set(current)):
+        if saved.get(key) != current.get(key):
+            raise AdapterxlError(
+                f"cannot resume: --{key.replace('_', '-')} is {current.get(key)!r} but the "
+                f"checkpoint in {where} was made with {saved.get(key)!r}; rerun with the same "
+                f"settings, or delete {where} to start over")
+
+
+# ---- RNG states --------------------------------------------------------------------------
+def rng_state() -> dict:
+    # numpy's key array becomes a list so that the file loads with weights_only=True.
+    name, keys, pos, has_gauss, gauss = np.random.get_state()
+    state = {"python": random.getstate(),
+             "numpy": (name, keys.tolist(), pos, has_gauss, gauss),
+             "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    name, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((name, np.array(keys, dtype=np.uint32), pos, has_gauss, cached))
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+# ---- files -------------------------------------------------------------------------------
+def save(where: Path, state: dict, info: dict) -> None:
+    """Write `state` as where/checkpoint.pt: a temporary file in the same directory, synced,
+    then renamed over the old one, so a reader (or a crash) only ever sees a whole file."""
+    where = Path(where)
+    where.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{FILE}.", dir=where)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(state, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, where / FILE)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    _sync_dir(where)  # the rename itself must survive a power cut
+    _io.write_json(where / INFO, {**info, "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                                  "file": FILE})
+
+
+def _sync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:  # directories cannot be opened on some systems (Windows)
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def exists(where: Path) -> bool:
+    return (Path(where) / FILE).is_file()
+
+
+def load(where: Path) -> dict:
+    path = Path(where) / FILE
+    if not path.is_file():
+        raise AdapterxlError(f"cannot resume: no checkpoint at {path}; start without --resume")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise AdapterxlError(f"cannot resume: checkpoint {path} is unreadable ({first}); "
+                             f"delete {where} to start over") from e
+    if not isinstance(state, dict) or state.get("format_version") != FORMAT_VERSION:
+        raise AdapterxlError(f"cannot resume: {path} is not a checkpoint this version of "
+                             f"adapterxl writes; delete {where} to start over")
+    return state
+
+
+def remove(where: Path) -> None:
+    shutil.rmtree(where, ignore_errors=True)

@@ -7,6 +7,18 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from .errors import AdapterxlError
+
+
+class WriteError(AdapterxlError, OSError):
+    """A write that failed in the user's environment (disk full, no permission): an
+    AdapterxlError so the CLI prints one line with exit code 2, and still an OSError (with the
+    original errno) for callers that catch those."""
+
+    def __init__(self, message: str, errno: int | None = None):
+        super().__init__(message)
+        self.errno = errno
+
 
 def write_text(path: Path, text: str) -> None:
     path = Path(path)
@@ -18,8 +30,11 @@ def write_text(path: Path, text: str) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(e, OSError) and not isinstance(e, AdapterxlError):
+            # One line for the CLI; the previous file at `path` is untouched.
+            raise WriteError(f"cannot write {path}: {e.strerror or e}", e.errno) from e
         raise
 
 
@@ -42,6 +57,11 @@ def replace_dir(staged: Path, target: Path) -> None:
         old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
         os.rmdir(old)
         os.replace(target, old)
-    os.replace(staged, target)
+    try:
+        os.replace(staged, target)
+    except BaseException:
+        if old is not None:  # put the previous directory back: a failed swap must lose nothing
+            os.replace(old, target)
+        raise
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)

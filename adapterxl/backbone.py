@@ -121,6 +121,13 @@ def _offline_error(model_id: str, exc: Exception) -> AdapterxlError:
     return AdapterxlError(f"cannot load backbone {model_id!r}: {text.strip().splitlines()[0]}")
 
 
+def _remote_code_error(model_id: str) -> AdapterxlError:
+    return AdapterxlError(
+        f"backbone {model_id!r} needs trust_remote_code: it ships its own model code (auto_map "
+        f"in its config), which adapterxl does not run; use a checkpoint of an architecture "
+        f"that transformers implements")
+
+
 def fingerprint(model: torch.nn.Module, config) -> str:
     """A short id of the pretrained weights, independent of precision and quantization:
     embeddings are never quantized, so a slice of them (rounded to bf16) identifies the
@@ -168,14 +175,26 @@ def load_backbone(model_id: str, precision: str | None = None, quantize: str = "
     # "org/name" is a Hub id; only explicit paths are checked on disk.
     if model_id.startswith((".", "/", "~")) and not Path(path).expanduser().exists():
         raise AdapterxlError(f"backbone path {model_id!r} does not exist")
+    if Path(path).expanduser().is_dir() and not (Path(path).expanduser() / "config.json").exists():
+        # Checked here: transformers may accept the directory and fail later, on the weights.
+        raise AdapterxlError(f"{model_id!r} is not a model checkpoint (no config.json)")
     try:
-        config = AutoConfig.from_pretrained(path)
+        # Never run a checkpoint's own Python code: trust_remote_code=False, explicitly (left
+        # unset, transformers would prompt on a terminal, or silently pick its built-in class).
+        config = AutoConfig.from_pretrained(path, trust_remote_code=False)
     except OSError as e:
         if "does not appear to have a file named config.json" in str(e) or Path(path).exists():
             raise AdapterxlError(f"{model_id!r} is not a model checkpoint (no config.json)") from e
         raise _offline_error(model_id, e) from e
     except ValueError as e:
-        raise AdapterxlError(f"cannot read the config of {model_id!r}: {e}") from e
+        if "trust_remote_code" in str(e):
+            raise _remote_code_error(model_id) from e
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise AdapterxlError(f"cannot read the config of {model_id!r}: {first}") from e
+    if getattr(config, "auto_map", None):
+        # A known model_type with an auto_map: transformers would load its own class and ignore
+        # the custom code, i.e. possibly another model than the checkpoint's authors meant.
+        raise _remote_code_error(model_id)
     kwargs = {"dtype": DTYPES[precision]}
     if config.model_type in _POOLER_KWARG:
         kwargs["add_pooling_layer"] = False
@@ -186,10 +205,14 @@ def load_backbone(model_id: str, precision: str | None = None, quantize: str = "
     verbosity = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()
     try:
-        model = AutoModel.from_pretrained(path, **kwargs)
-        tokenizer = AutoTokenizer.from_pretrained(path)
+        model = AutoModel.from_pretrained(path, trust_remote_code=False, **kwargs)
+        tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=False)
     except OSError as e:
         raise _offline_error(model_id, e) from e
+    except ValueError as e:  # e.g. a tokenizer that ships its own code
+        if "trust_remote_code" in str(e):
+            raise _remote_code_error(model_id) from e
+        raise
     finally:
         hf_logging.set_verbosity(verbosity)
     if quantize == "none":

@@ -2,7 +2,10 @@
 
 One function, `train_module(TrainConfig)`, serves the CLI (train-intermediate, train-target),
 the quickstart and the tests. The loop runs through accelerate, so `accelerate launch` /
-`torchrun` give data parallelism without changes here."""
+`torchrun` give data parallelism: every process trains on its own micro-batches (see
+LengthGroupedBatches.shard), gradients are averaged across processes at each optimizer step
+only, every process evaluates (the same numbers), and the main process alone writes
+checkpoints and the module."""
 from __future__ import annotations
 
 import json
@@ -10,6 +13,7 @@ import math
 import platform
 import random
 import time
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -203,8 +207,11 @@ def train_module(cfg: TrainConfig, progress: bool = True, backbone: Backbone | N
                                            fmt.num_outputs(labels), backbone.pooling))
 
     accelerator = Accelerator(device_placement=False, cpu=backbone.device.type == "cpu")
+    processes = accelerator.num_processes
     micro = cfg.micro_batch_size or hp["batch_size"]
-    per_step = micro * accelerator.num_processes
+    if processes > 1 and not cfg.micro_batch_size:
+        micro = hp["batch_size"] // processes  # --batch-size stays the effective batch
+    per_step = micro * processes
     if hp["batch_size"] % per_step:
         raise AdapterxlError(f"batch size {hp['batch_size']} is not a multiple of micro-batch "
                              f"{micro} x {accelerator.num_processes} processes")
@@ -221,8 +228,12 @@ def train_module(cfg: TrainConfig, progress: bool = True, backbone: Backbone | N
     # is torch's global RNG, which a resumed run would then draw from once more than the
     # interrupted one did. A generator of its own keeps the global RNG for dropout only.
     train_dl.generator = torch.Generator().manual_seed(cfg.seed)
-    sampler = train_dl.batch_sampler  # accelerate may wrap it; epochs are set on ours
-    steps_per_epoch = max(1, len(train_dl) // (accum * accelerator.num_processes))
+    sampler = train_dl.batch_sampler
+    # Data parallelism: the loader is not prepared by accelerate (whose sharding of a
+    # batch sampler drops or repeats batches at an epoch's end, so that the processes would not
+    # see what one process accumulating sees); each process takes every N-th batch itself.
+    sampler.shard(processes, accelerator.process_index)
+    steps_per_epoch = max(1, len(train_dl) // (accum * processes))
     total = cfg.max_steps or max(1, math.ceil(hp["epochs"] * steps_per_epoch))
     every = (max(1, math.ceil(total / 10)) if cfg.checkpoint_every is None
              else cfg.checkpoint_every)
@@ -234,7 +245,7 @@ def train_module(cfg: TrainConfig, progress: bool = True, backbone: Backbone | N
     optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
                                    {"params": no_decay, "weight_decay": 0.0}], lr=hp["lr"])
     scheduler = get_linear_schedule_with_warmup(optimizer, int(cfg.warmup_ratio * total), total)
-    model, optimizer, train_dl = accelerator.prepare(model, optimizer, train_dl)
+    model, optimizer = accelerator.prepare(model, optimizer)
     core = accelerator.unwrap_model(model)
 
     eval_at = {max(1, round(total * (i + 1) / cfg.evals)) for i in range(cfg.evals)}
@@ -251,6 +262,10 @@ def train_module(cfg: TrainConfig, progress: bool = True, backbone: Backbone | N
             raise AdapterxlError(f"cannot resume: the training data changed ({batches_per_epoch}"
                                  f" micro-batches per epoch, the checkpoint in {where} saw "
                                  f"{saved['batches_per_epoch']}); delete it to start over")
+        if saved.get("processes", 1) != processes:
+            raise AdapterxlError(f"cannot resume: the checkpoint in {where} was made by "
+                                 f"{saved.get('processes', 1)} process(es), this run has "
+                                 f"{processes}; resume with as many, or delete it to start over")
         core.load_module_state(top, saved["module"], f"checkpoint {where}")
         core.head.load_state_dict(saved["head"])
         optimizer.load_state_dict(saved["optimizer"])
@@ -266,7 +281,7 @@ def train_module(cfg: TrainConfig, progress: bool = True, backbone: Backbone | N
         checkpoint.set_rng_state(saved["rng"])
         log(f"resuming from the checkpoint at step {step}/{total} in {where}")
 
-    def save_checkpoint(batch_in_epoch: int) -> None:
+    def save_checkpoint(epoch: int, batch_in_epoch: int) -> None:
         checkpoint.save(where, {
             "format_version": checkpoint.FORMAT_VERSION, "config": config,
             "fingerprint": backbone.fingerprint, "batches_per_epoch": batches_per_epoch,
@@ -277,7 +292,7 @@ def train_module(cfg: TrainConfig, progress: bool = True, backbone: Backbone | N
             "module": core.module_state(top),
             "head": {k: v.detach().cpu() for k, v in core.head.state_dict().items()},
             "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-            "rng": checkpoint.rng_state(), "masking": masking,
+            "rng": checkpoint.rng_state(), "masking": masking, "processes": processes,
         }, {"step": step, "total": total, "epoch": epoch, "task": task.name,
             "output": str(cfg.output), "config_hash": checkpoint.config_hash(config),
             "resume": "rerun the same command with --resume"})
@@ -288,25 +303,33 @@ def train_module(cfg: TrainConfig, progress: bool = True, backbone: Backbone | N
     start = time.perf_counter()
     model.train()
     while step < total:
-        # accelerate's loader keeps its own epoch count and applies it to the sampler when an
-        # iteration starts; a resumed run must set both.
-        if hasattr(train_dl, "set_epoch"):
-            train_dl.set_epoch(epoch)
         sampler.set_epoch(epoch)
-        sampler.skip = skip * accelerator.num_processes
-        for i, batch in enumerate(train_dl, start=skip):
+        sampler.skip = skip
+        # j: the batch's index in the epoch, over all processes; g: in the stream of batches
+        # that runs on across epochs. A process's k-th batch of that stream is its
+        # (k // accum)-th optimizer step's (k % accum)-th micro-batch.
+        for j, batch in zip(sampler.positions(), train_dl):
+            g = epoch * batches_per_epoch + j
+            last = ((g - accelerator.process_index) // processes + 1) % accum == 0
             masking = batch.pop(MASKING_STATE, masking)
             batch = {k: v.to(backbone.device) for k, v in batch.items()}
-            loss = model(**batch)["loss"]
-            if not torch.isfinite(loss):
-                raise AdapterxlError(_diverged(loss.item(), step + 1, hp["lr"], where,
-                                               last_checkpoint))
-            accelerator.backward(loss / accum)
+            # Gradients are averaged across processes at an optimizer step's last
+            # micro-batch only.
+            with nullcontext() if last else accelerator.no_sync(model):
+                loss = model(**batch)["loss"]
+                diverged = not bool(torch.isfinite(loss))
+                if processes > 1:  # all processes stop, or none: a lone one would deadlock
+                    diverged = bool(accelerator.reduce(
+                        torch.tensor(float(diverged), device=accelerator.device), "max"))
+                if diverged:
+                    raise AdapterxlError(_diverged(loss.item(), step + 1, hp["lr"], where,
+                                                   last_checkpoint))
+                accelerator.backward(loss / accum)
             tokens += int(batch["attention_mask"].sum())
             seen += len(batch["labels"])
-            if (i + 1) % accum:
+            if not last:
                 continue
-            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            accelerator.clip_grad_norm_(params, 1.0)
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
@@ -315,6 +338,8 @@ def train_module(cfg: TrainConfig, progress: bool = True, backbone: Backbone | N
             bar.update(1)
             bar.set_postfix(loss=f"{running:.4f}", best=f"{max(best['metric'], 0):.3f}")
             if step in eval_at:
+                # Every process evaluates: the weights are the same, so are the numbers and
+                # the choice of the best step; no process waits on another.
                 values = dev_score(core, fmt, task, dev_rows, dev_features, labels, tok,
                                    task.train_language, cfg.seed)
                 metric = metrics.primary(task.metric, values)
@@ -328,7 +353,11 @@ def train_module(cfg: TrainConfig, progress: bool = True, backbone: Backbone | N
             # Only here, at an optimizer-step boundary: no gradients are half accumulated.
             if step in eval_at or (every and step % every == 0):
                 if accelerator.is_main_process:
-                    save_checkpoint(batch_in_epoch=i + 1)
+                    # Every process has now trained on every batch of the stream before
+                    # `done`; the position is saved as (epoch, batches of it done), 1 or more.
+                    done = g - accelerator.process_index + processes
+                    at_epoch, at_batch = divmod(done - 1, batches_per_epoch)
+                    save_checkpoint(at_epoch, at_batch + 1)
                 last_checkpoint = step
             if step >= total:
                 break
@@ -336,6 +365,9 @@ def train_module(cfg: TrainConfig, progress: bool = True, backbone: Backbone | N
         epoch += 1
     bar.close()
     seconds = elapsed + time.perf_counter() - start
+    if processes > 1:  # counted per process
+        tokens, seen = (int(x) for x in accelerator.reduce(
+            torch.tensor([tokens, seen], device=accelerator.device), "sum").tolist())
 
     _restore(core, top, best["state"])
     result = {

@@ -14,19 +14,39 @@ from ..heads import IGNORE
 class LengthGroupedBatches(Sampler):
     """Shuffled batches of similar-length examples: indices are shuffled, cut into mega-
     batches of `group` batches, sorted by length inside each, then batches are shuffled.
-    Deterministic for a given seed and epoch."""
+    Deterministic for a given seed and epoch.
+
+    Data parallelism (`shard(num_replicas, rank)`): every process builds the same batches and
+    takes every `num_replicas`-th one of the stream of batches that runs on across epochs
+    (epoch e's batch j is number e * len(self) + j), so the processes' k-th batches together
+    are batches k * num_replicas ... k * num_replicas + num_replicas - 1 of that stream: one
+    optimizer step sees the same examples, in the same batches, as one process accumulating
+    over them. `len()` stays the number of batches in an epoch, over all processes."""
 
     def __init__(self, lengths: list[int], batch_size: int, seed: int = 0, group: int = 50,
                  shuffle: bool = True):
         self.lengths, self.batch_size, self.seed, self.group = lengths, batch_size, seed, group
         self.shuffle = shuffle
         self.epoch = 0
+        self.num_replicas, self.rank = 1, 0
         # Batches to leave out of the next iteration only: a resumed run continues mid-epoch
         # without collating (and so without drawing random masks for) batches it already saw.
+        # Counted over all processes (an index into the epoch's batches).
         self.skip = 0
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
+
+    def shard(self, num_replicas: int, rank: int) -> None:
+        if not 0 <= rank < num_replicas:
+            raise ValueError(f"rank {rank} is not in 0..{num_replicas - 1}")
+        self.num_replicas, self.rank = num_replicas, rank
+
+    def positions(self) -> list[int]:
+        """Indices into the epoch's batches that the next iteration yields, in order."""
+        offset = self.epoch * len(self)
+        return [j for j in range(self.skip, len(self))
+                if (offset + j) % self.num_replicas == self.rank]
 
     def _batches(self) -> list[list[int]]:
         idx = list(range(len(self.lengths)))
@@ -43,8 +63,8 @@ class LengthGroupedBatches(Sampler):
         return batches
 
     def __iter__(self):
-        batches, self.skip = self._batches()[self.skip:], 0
-        return iter(batches)
+        batches, mine, self.skip = self._batches(), self.positions(), 0
+        return iter([batches[j] for j in mine])
 
     def __len__(self) -> int:
         return (len(self.lengths) + self.batch_size - 1) // self.batch_size

@@ -124,6 +124,11 @@ def evaluate_suite(suite: str, modules: dict[str, str], data: str = "hf", data_d
     if suite not in SUITES:
         from ..errors import unknown
         raise unknown("suite", suite, SUITES)
+    names = [t.name for t in suite_tasks(suite)]
+    for key in modules:
+        if key not in ("*", "retrieval") and key not in names:
+            from ..errors import unknown
+            raise unknown(f"task of {suite}", key, names)
     results, missing = {}, []
     for task in suite_tasks(suite):
         path = modules.get(task.name)

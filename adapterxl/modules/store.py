@@ -119,8 +119,9 @@ def save_module(path, manifest: dict, weights: dict[str, torch.Tensor],
     from safetensors.torch import save_file
 
     path = Path(path)
-    staged = _io.staging_dir(path)
+    staged = None
     try:
+        staged = _io.staging_dir(path)
         save_file(weights, staged / WEIGHTS)
         save_file(head_weights, staged / HEAD)
         stack = []
@@ -139,7 +140,15 @@ def save_module(path, manifest: dict, weights: dict[str, torch.Tensor],
                         files={f: sha256(staged / f) for f in (WEIGHTS, HEAD)})
         _io.write_json(staged / MANIFEST, manifest)
         _io.replace_dir(staged, path)
-    except BaseException:
-        shutil.rmtree(staged, ignore_errors=True)
+    except BaseException as e:
+        if staged is not None:
+            shutil.rmtree(staged, ignore_errors=True)
+        if isinstance(e, OSError):  # WriteError included: name the module, not the staging dir
+            # A full disk or a permission problem is the user's environment, not a bug: one
+            # line (exit 2) saying what survived; still an OSError, with its errno.
+            kept = ("the previous module there is unchanged" if path.exists()
+                    else "nothing was written")
+            raise _io.WriteError(f"cannot save module to {path}: {e.strerror or e}; {kept}",
+                                 e.errno) from e
         raise
     return ModuleDir(path, manifest)

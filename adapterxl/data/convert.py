@@ -400,10 +400,7 @@ def convert_corpus(task: "Task", records: Iterable[dict], where: str, lang: str 
             gold[qid] = [cid]
             labeled = True
         elif "query" in record:
-            qid = _item_id(record, here)
-            if qid in seen_q:
-                raise AdapterxlError(f"{here}: duplicate query id {qid!r}")
-            seen_q.add(qid)
+            qid = _new_id(record, seen_q, "query", here)
             queries.append({"id": qid, "text": _text(record["query"])})
             ids = record.get("gold")
             if ids is not None:
@@ -414,10 +411,7 @@ def convert_corpus(task: "Task", records: Iterable[dict], where: str, lang: str 
                 gold[qid] = [str(i) for i in ids]
                 labeled = True
         elif "candidate" in record:
-            cid = _item_id(record, here)
-            if cid in seen_c:
-                raise AdapterxlError(f"{here}: duplicate candidate id {cid!r}")
-            seen_c.add(cid)
+            cid = _new_id(record, seen_c, "candidate", here)
             candidates.append({"id": cid, "text": _text(record["candidate"])})
         elif (q_col, c_col) != ("query", "candidate"):
             missing = q_col if q_col not in record else c_col
@@ -436,6 +430,15 @@ def convert_corpus(task: "Task", records: Iterable[dict], where: str, lang: str 
                                  f"{', '.join(stray)}")
     return {"queries": queries, "candidates": candidates,
             "gold": {q["id"]: gold.get(q["id"], []) for q in queries}}
+
+
+def _new_id(record: dict, seen: set, kind: str, where: str) -> str:
+    """The item's id, refused if an earlier item of the same kind had it."""
+    item = _item_id(record, where)
+    if item in seen:
+        raise AdapterxlError(f"{where}: duplicate {kind} id {item!r}")
+    seen.add(item)
+    return item
 
 
 def _item_id(record: dict, where: str) -> str:

@@ -35,6 +35,7 @@ __all__ = [
     "NEGATIONS",
     "nli_example",
     "nli_examples",
+    "write_files",
     "write_samples",
     "sample_files",
 ]
@@ -662,19 +663,26 @@ def sample_files() -> List[Tuple[str, int, str, int, bool]]:
     return files
 
 
-def write_samples(root: Path) -> List[Path]:
-    """Write all sample files under ``root`` (e.g. ``.../resources/samples``)."""
+def write_files(root: Path, files: Dict[str, str]) -> List[Path]:
+    """Write ``{relative path: text}`` under ``root`` as UTF-8 with "\n" line ends (byte-stable
+    across platforms, so the bundled files can be checked for identity)."""
     root = Path(root)
     paths = []
-    for rel, n, lang, seed, with_idx in sample_files():
+    for rel, text in files.items():
         path = root / rel
         path.parent.mkdir(parents=True, exist_ok=True)
-        rows = nli_examples(n, lang, seed, with_idx=with_idx)
-        text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
         with open(path, "w", encoding="utf-8", newline="\n") as f:
             f.write(text)
         paths.append(path)
     return paths
+
+
+def write_samples(root: Path) -> List[Path]:
+    """Write all sample files under ``root`` (e.g. ``.../resources/samples``)."""
+    return write_files(root, {
+        rel: "".join(json.dumps(r, ensure_ascii=False) + "\n"
+                     for r in nli_examples(n, lang, seed, with_idx=with_idx))
+        for rel, n, lang, seed, with_idx in sample_files()})
 
 
 def default_samples_dir() -> Path:

@@ -1428,19 +1428,10 @@ def generate() -> Dict[str, str]:
 
 def write_all(root: Path) -> List[Path]:
     """Write every sample file under ``root`` (e.g. ``.../resources/samples``)."""
-    root = Path(root)
-    paths = []
-    for rel, text in generate().items():
-        path = root / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "w", encoding="utf-8", newline="\n") as f:
-            f.write(text)
-        paths.append(path)
-    return paths
+    return nli.write_files(root, generate())
 
 
-def default_samples_dir() -> Path:
-    return Path(__file__).resolve().parent.parent / "resources" / "samples"
+default_samples_dir = nli.default_samples_dir
 
 
 def main(argv: Optional[List[str]] = None) -> None:

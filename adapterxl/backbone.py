@@ -30,6 +30,46 @@ BUILTIN = {
         num_attention_heads=4, intermediate_size=128, max_position_embeddings=258,
         pad_token_id=1, bos_token_id=0, eos_token_id=2, type_vocab_size=1,
     ),
+    # One per supported architecture (adapterxl.architectures), so every architecture's module
+    # names, adapter hooks and pooling are exercised by the tests without a download. They
+    # share tiny-xlmr's tokenizer, hence its vocabulary and special token ids.
+    "tiny-xlmr-xl": dict(
+        model_type="xlm-roberta-xl", vocab_size=2000, hidden_size=64, num_hidden_layers=2,
+        num_attention_heads=4, intermediate_size=128, max_position_embeddings=258,
+        pad_token_id=1, bos_token_id=0, eos_token_id=2, type_vocab_size=1,
+    ),
+    "tiny-mt5": dict(
+        model_type="mt5", vocab_size=2000, d_model=64, d_kv=16, d_ff=128, num_layers=2,
+        num_heads=4, relative_attention_num_buckets=32, pad_token_id=1, eos_token_id=2,
+        decoder_start_token_id=1, feed_forward_proj="gated-gelu", tie_word_embeddings=False,
+    ),
+    "tiny-deberta": dict(  # mDeBERTa-v3's shape: relative positions only, no absolute ones
+        model_type="deberta-v2", vocab_size=2000, hidden_size=64, num_hidden_layers=2,
+        num_attention_heads=4, intermediate_size=128, max_position_embeddings=258,
+        pad_token_id=1, bos_token_id=0, eos_token_id=2, type_vocab_size=0,
+        relative_attention=True, position_buckets=32, max_relative_positions=-1,
+        pos_att_type=["p2c", "c2p"], position_biased_input=False, norm_rel_ebd="layer_norm",
+        share_att_key=True,
+    ),
+    "tiny-bert": dict(
+        model_type="bert", vocab_size=2000, hidden_size=64, num_hidden_layers=2,
+        num_attention_heads=4, intermediate_size=128, max_position_embeddings=258,
+        pad_token_id=1, type_vocab_size=2,
+    ),
+    # num_key_value_heads < num_attention_heads: grouped-query attention, so k/v projections
+    # are narrower than q (as in real Llama/Qwen2 checkpoints) and adapters must cope.
+    "tiny-llama": dict(
+        model_type="llama", vocab_size=2000, hidden_size=64, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, intermediate_size=128,
+        max_position_embeddings=258, pad_token_id=1, bos_token_id=0, eos_token_id=2,
+        tie_word_embeddings=False,
+    ),
+    "tiny-qwen2": dict(
+        model_type="qwen2", vocab_size=2000, hidden_size=64, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, intermediate_size=128,
+        max_position_embeddings=258, pad_token_id=1, bos_token_id=0, eos_token_id=2,
+        tie_word_embeddings=False,
+    ),
 }
 BUILTIN_VERSION = 2
 TOKENIZER_FILE = Path(__file__).parent / "resources" / "tokenizer" / "tiny-multilingual.json"
@@ -83,12 +123,15 @@ def builtin_path(name: str) -> Path:
     target = home() / "builtin" / f"{name}-v{BUILTIN_VERSION}"
     if (target / "config.json").exists() and (target / "tokenizer.json").exists():
         return target
-    from transformers import AutoConfig, AutoModel, XLMRobertaTokenizerFast
+    from transformers import AutoConfig, XLMRobertaTokenizerFast
 
     spec = dict(BUILTIN[name])
     config = AutoConfig.for_model(spec.pop("model_type"), **spec)
     torch.manual_seed(0)
-    model = AutoModel.from_config(config, add_pooling_layer=False)
+    kwargs = {"add_pooling_layer": False} if config.model_type in _POOLER_KWARG else {}
+    cls = _model_class(config.model_type)
+    # AutoModel.from_config ends in the concrete class's _from_config; only Auto has the former.
+    model = (cls.from_config if hasattr(cls, "from_config") else cls._from_config)(config, **kwargs)
     tokenizer = XLMRobertaTokenizerFast(tokenizer_file=str(TOKENIZER_FILE), model_max_length=256)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=target.parent))
@@ -150,15 +193,53 @@ def _quantization_config(quantize: str, dtype: torch.dtype):
                               bnb_4bit_use_double_quant=True, bnb_4bit_compute_dtype=dtype)
 
 
-# Encoders whose bare model takes add_pooling_layer: our heads pool themselves.
+# Encoders whose bare model takes add_pooling_layer: our heads pool themselves. (deberta-v2,
+# mt5 and the decoders have no pooler and would refuse the argument.)
 _POOLER_KWARG = {"bert", "roberta", "xlm-roberta", "xlm-roberta-xl"}
+
+# AutoModel maps T5-family configs to the encoder-decoder model, which needs decoder inputs and
+# carries a decoder we would never train; we want the encoder stack alone. Real checkpoints
+# (google/mt5-base) hold both stacks; the encoder class loads its half and skips the rest.
+_ENCODER_ONLY = {"mt5": "MT5EncoderModel", "t5": "T5EncoderModel", "umt5": "UMT5EncoderModel"}
+
+
+def _model_class(model_type: str) -> type:
+    import transformers
+
+    if model_type in _ENCODER_ONLY:
+        return getattr(transformers, _ENCODER_ONLY[model_type])
+    return transformers.AutoModel
+
+
+def default_pooling(model_id: str, model_type: str) -> str:
+    """How classification heads pool by default: a causal decoder's last token is the only
+    one that has seen the whole sequence; T5 has no CLS-like first token, so it averages; a
+    random builtin encoder averages too (see BUILTIN); real encoders use their CLS token."""
+    from .architectures import ARCHS
+
+    arch = ARCHS.get(model_type)
+    if (arch.decoder if arch is not None else _is_causal_only(model_type)):
+        return "last"
+    if model_type in _ENCODER_ONLY or model_id.startswith("builtin:"):
+        return "mean"
+    return "first"
+
+
+def _is_causal_only(model_type: str) -> bool:
+    # Architectures outside our table: BERT-likes also register a causal-LM class, so a
+    # decoder is one that has a causal LM but no masked LM.
+    from transformers.models.auto.modeling_auto import (MODEL_FOR_CAUSAL_LM_MAPPING_NAMES,
+                                                        MODEL_FOR_MASKED_LM_MAPPING_NAMES)
+
+    return (model_type in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+            and model_type not in MODEL_FOR_MASKED_LM_MAPPING_NAMES)
 
 
 def load_backbone(model_id: str, precision: str | None = None, quantize: str = "none",
                   device: str | torch.device | None = None) -> Backbone:
     """Load a frozen backbone. `precision` defaults to bf16 on a bf16-capable GPU, else fp32;
     `quantize` is none, 8bit or 4bit (bitsandbytes; embeddings stay unquantized)."""
-    from transformers import AutoConfig, AutoModel, AutoTokenizer
+    from transformers import AutoConfig, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
     device = torch.device(device) if device is not None else default_device()
@@ -205,7 +286,8 @@ def load_backbone(model_id: str, precision: str | None = None, quantize: str = "
     verbosity = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()
     try:
-        model = AutoModel.from_pretrained(path, trust_remote_code=False, **kwargs)
+        model = _model_class(config.model_type).from_pretrained(path, trust_remote_code=False,
+                                                                **kwargs)
         tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=False)
     except OSError as e:
         raise _offline_error(model_id, e) from e
@@ -215,11 +297,16 @@ def load_backbone(model_id: str, precision: str | None = None, quantize: str = "
         raise
     finally:
         hf_logging.set_verbosity(verbosity)
+    if tokenizer.pad_token_id is None and tokenizer.eos_token_id is not None:
+        # Decoder tokenizers (Llama) often ship without a pad token. Padding is always on the
+        # right and masked, so any id will do; eos is the conventional one.
+        tokenizer.pad_token = tokenizer.eos_token
     if quantize == "none":
         model.to(device)
     model.requires_grad_(False)
     model.eval()
     return Backbone(model=model, tokenizer=tokenizer, id=model_id,
                     fingerprint=fingerprint(model, config), model_type=config.model_type,
+                    # T5 configs name it d_model; transformers aliases hidden_size to it.
                     hidden_size=config.hidden_size, precision=precision, quantize=quantize,
-                    device=device, pooling="mean" if model_id.startswith("builtin:") else "first")
+                    device=device, pooling=default_pooling(model_id, config.model_type))

@@ -25,7 +25,7 @@ from .errors import AdapterxlError
 
 FILE = "checkpoint.pt"
 INFO = "checkpoint.json"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the data position is one micro-batch count (multi-task streams)
 # Fields that do not change what training computes, so a resumed run may differ in them.
 # `output` is implied by where the checkpoint was found (and may be spelled differently).
 NOT_COMPARED = ("output", "resume", "checkpoint_every")
@@ -93,8 +93,15 @@ def save(where: Path, state: dict, info: dict) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, where / FILE)
-    except BaseException:
+    except BaseException as e:
         Path(tmp).unlink(missing_ok=True)
+        # A full disk: one line, and the last checkpoint survives. torch.save reports a
+        # failed write of its zip container as a RuntimeError.
+        if isinstance(e, OSError) or (isinstance(e, RuntimeError) and "writ" in str(e)):
+            kept = "the previous checkpoint is unchanged" if exists(where) else "none was written"
+            why = getattr(e, "strerror", None) or str(e).strip().splitlines()[0]
+            raise _io.WriteError(f"cannot write a checkpoint to {where}: {why}; {kept}",
+                                 getattr(e, "errno", None)) from e
         raise
     _sync_dir(where)  # the rename itself must survive a power cut
     _io.write_json(where / INFO, {**info, "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),

@@ -9,15 +9,21 @@ from torch.nn import functional as F
 
 from .errors import unknown
 
-POOLING = ("first", "mean")
+POOLING = ("first", "mean", "last")
 IGNORE = -100  # label of positions that carry no loss (padding, non-first subwords)
 
 
 def pool(hidden: torch.Tensor, attention_mask: torch.Tensor, how: str) -> torch.Tensor:
-    """One vector per sequence: the first token (<s>, as XLM-R's head does) or the mean over
-    non-padding tokens."""
+    """One vector per sequence: the first token (<s>, as XLM-R's head does), the mean over
+    non-padding tokens, or the last non-padding token (a causal decoder's only token that has
+    seen the whole sequence)."""
     if how == "first":
         return hidden[:, 0]
+    if how == "last":
+        # The position of the mask's last 1, not mask.sum() - 1: also right for left padding.
+        positions = torch.arange(attention_mask.shape[1], device=attention_mask.device)
+        last = (attention_mask.long() * positions).argmax(1)
+        return hidden[torch.arange(hidden.shape[0], device=hidden.device), last]
     mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
     return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)
 

@@ -1,7 +1,10 @@
-"""Training a module (phase 2: intermediate, phase 3: target) on a frozen backbone.
+"""Training a module (phase 2: intermediate, phase 3: target, and language modules) on a
+frozen backbone.
 
-One function, `train_module(TrainConfig)`, serves the CLI (train-intermediate, train-target),
-the quickstart and the tests. The loop runs through accelerate, so `accelerate launch` /
+One function, `train_module(TrainConfig)`, serves the CLI (train-intermediate, train-target,
+train-language), the quickstart and the tests. What trains is one new module on top of
+frozen ones (`stack`, `lang_module`), a module continued (`init_from`), or a fusion of
+modules (`fuse`); on one task, or on several at once with one head each (multi-task). The loop runs through accelerate, so `accelerate launch` /
 `torchrun` give data parallelism: every process trains on its own micro-batches (see
 LengthGroupedBatches.shard), gradients are averaged across processes at each optimizer step
 only, every process evaluates (the same numbers), and the main process alone writes
@@ -26,26 +29,38 @@ from .errors import AdapterxlError
 from .evaluation import metrics
 from .formats import Format, get_format, predict
 from .heads import head_config
-from .modules import assemble, get_method, method_config, open_module, save_module
+from .modules import (Fusion, assemble, common_lower, get_method, method_config, open_module,
+                      save_module)
+from .data.mixture import TaskStream, task_probabilities
 from .data.preprocess import loader
 from .data.hub import hub_spec
-from .data.sources import load_split, source_kind
-from .tasks import get_task, guard_warning
+from .data.sources import SAMPLES, load_split, source_kind
+from .tasks import Task, get_task, guard_warning
 
-# Learning rates for modules (the paper's 1e-5 is for full fine-tuning).
-DEFAULT_LR = {"seq_bn": 1e-4, "lora": 3e-4}
+# Fusion learning rates: AdapterFusion's 5e-5 (Pfeiffer et al. 2021); LoRA fusion trains one
+# logit per module per projection, which moves at LoRA-like rates only if the rate is large.
+FUSION_LR = {"adapters": 5e-5, "peft": 1e-2}
+LANGUAGE_HP = {"epochs": 1, "batch_size": 32, "max_length": 256}
 
 
 @dataclass
 class TrainConfig:
     """Every field is a CLI flag of train-intermediate / train-target (and a recipe key)."""
-    task: str
+    task: str                      # a catalogue task, a comma list (multi-task), or "mlm"
     output: str
     model: str = "xlm-roberta-large"
     method: str = "seq_bn"
     method_config: dict = field(default_factory=dict)
     stack: list[str] = field(default_factory=list)
     init_from: str | None = None
+    fuse: list[str] = field(default_factory=list)
+    lang_module: str | None = None
+    sampling: str = "proportional"
+    sampling_temperature: float | None = None
+    # Language modules (task "mlm"): the language, and its text (a file, or a Hub dataset).
+    language: str | None = None
+    text: str | None = None
+    dataset: str | None = None
     data: str = "hf"
     data_dir: str | None = None
     precision: str | None = None
@@ -92,35 +107,143 @@ def versions() -> dict:
     return out
 
 
+def language_task(language: str) -> Task:
+    """Masked language modelling on one language's raw text (a MAD-X language module)."""
+    if not language or not language.isalpha() or not 2 <= len(language) <= 3:
+        raise AdapterxlError(f"--language must be an ISO 639 code like sw or yor, "
+                             f"got {language!r}")
+    return Task(name="mlm", description=f"masked language modelling on {language} text",
+                format="mlm", role="language", languages=(language,), metric="accuracy",
+                sources={}, hyperparameters=dict(LANGUAGE_HP), train_language=language)
+
+
+def _tasks(cfg: TrainConfig) -> list[Task]:
+    names = [n.strip() for n in cfg.task.split(",") if n.strip()]
+    if not names:
+        raise AdapterxlError("no task given")
+    if len(set(names)) != len(names):
+        raise AdapterxlError(f"a task is named twice in {cfg.task!r}")
+    if names == ["mlm"]:
+        return [language_task(cfg.language)]
+    if cfg.language or cfg.text or cfg.dataset:
+        raise AdapterxlError("--language, --text and --dataset are for language modules "
+                             "(adapterxl train-language)")
+    tasks = [get_task(n) for n in names]
+    for task in tasks:
+        if get_format(task.format).head is None:
+            raise AdapterxlError(
+                f"{task.name} is a {task.format} task: it has no training data and is "
+                f"evaluated from a module's representations (train an intermediate module, "
+                f"then `adapterxl evaluate --task {task.name} --module DIR`)")
+    return tasks
+
+
 def _resolve(cfg: TrainConfig):
-    task = get_task(cfg.task)
-    if get_format(task.format).head is None:
-        raise AdapterxlError(f"{task.name} is a {task.format} task: it has no training data and "
-                             f"is evaluated from a module's representations (train an "
-                             f"intermediate module, then `adapterxl evaluate --task {task.name} "
-                             f"--module DIR`)")
+    tasks = _tasks(cfg)
     get_method(cfg.method)
     source_kind(cfg.data, cfg.data_dir)
-    if cfg.stack and cfg.init_from:
-        raise AdapterxlError("--stack and --init-from cannot be combined: --init-from "
-                             "continues a module together with everything it was stacked on")
+    given = [flag for flag, value in (("--stack", cfg.stack), ("--init-from", cfg.init_from),
+                                      ("--fuse", cfg.fuse)) if value]
+    if len(given) > 1:
+        raise AdapterxlError(f"{' and '.join(given)} cannot be combined: --init-from continues "
+                             f"a module with everything beneath it, and a fusion sits on the "
+                             f"stack its modules were trained on")
     lower = []
     for path in cfg.stack:
         lower += open_module(path).chain()
     init_from = open_module(cfg.init_from) if cfg.init_from else None
     if init_from is not None:
         lower = init_from.lower()
-    hp = task.hyperparameters
-    method = init_from.method if init_from else cfg.method
+    fuse = [open_module(p) for p in cfg.fuse]
+    if fuse:
+        lower = common_lower(fuse)
+    if cfg.lang_module:
+        lang = open_module(cfg.lang_module)
+        if lang.role != "language":
+            raise AdapterxlError(f"--lang-module {lang.path} is not a language module (it was "
+                                 f"trained on {lang.manifest['task']}); train one with "
+                                 f"`adapterxl train-language`")
+        if lower and lower[0].role == "language":
+            if _sha(lower[0]) != _sha(lang):
+                raise AdapterxlError(f"the modules beneath already start with the language "
+                                     f"module {lower[0].path}, not {lang.path}")
+        else:
+            lower = lang.chain() + lower
+    first = tasks[0]
+    hp = first.hyperparameters
+    if fuse:
+        lr = FUSION_LR[get_method(fuse[0].method).engine]
+    else:
+        lr = get_method(init_from.method if init_from else cfg.method).lr
     settings = {
-        "lr": cfg.lr or DEFAULT_LR[method],
+        "lr": cfg.lr or lr,
         "epochs": cfg.epochs if cfg.epochs is not None else hp.get("epochs", 3),
         "batch_size": cfg.batch_size or hp.get("batch_size", 32),
         "max_length": cfg.max_length or hp.get("max_length", 256),
     }
-    warnings = [w for w in (guard_warning(m.manifest["task"], task.name)
-                            for m in lower + ([init_from] if init_from else [])) if w]
-    return task, lower, init_from, settings, warnings
+    below = lower + fuse + ([init_from] if init_from else [])
+    warnings = [w for task in tasks for w in (guard_warning(m.manifest["task"], task.name)
+                                              for m in below) if w]
+    return tasks, lower, init_from, fuse, settings, warnings
+
+
+def _sha(mod) -> str | None:
+    return mod.manifest.get("files", {}).get("module.safetensors")
+
+
+def _language_rows(cfg: TrainConfig, task: Task) -> tuple[list[dict], list[dict]]:
+    """Text lines for a language module: --text FILE, --dataset ID[:CONFIG] (its `text`
+    column), or the bundled sample text. The last 5% (at most 2000 lines, a fixed seeded
+    pick) are held out as dev for masked-token accuracy."""
+    from .data.readers import read_text_lines
+
+    lang = task.train_language
+    if cfg.text and cfg.dataset:
+        raise AdapterxlError("give --text or --dataset, not both")
+    if cfg.text:
+        rows = read_text_lines(cfg.text)
+    elif cfg.dataset:
+        rows = _dataset_text(cfg.dataset, cfg.max_train_examples)
+    elif source_kind(cfg.data, cfg.data_dir) == "samples":
+        path = SAMPLES / "text" / f"{lang}.txt"
+        if not path.exists():
+            have = sorted(p.stem for p in (SAMPLES / "text").glob("*.txt"))
+            raise AdapterxlError(f"no bundled sample text for {lang!r} (have: "
+                                 f"{', '.join(have)}); give --text FILE")
+        rows = read_text_lines(path)
+    else:
+        raise AdapterxlError("a language module needs text: --text FILE, --dataset ID, or "
+                             "--data samples")
+    random.Random(cfg.seed).shuffle(rows)
+    held = min(2000, max(1, len(rows) // 20))
+    if len(rows) < 2:
+        raise AdapterxlError("a language module needs at least 2 lines of text")
+    dev, train = rows[:held], rows[held:]
+    if cfg.max_train_examples:
+        train = train[:cfg.max_train_examples]
+    if cfg.max_eval_examples:
+        dev = dev[:cfg.max_eval_examples]
+    return train, dev
+
+
+def _dataset_text(spec: str, limit: int | None) -> list[dict]:
+    import datasets
+
+    path, _, name = spec.partition(":")
+    try:
+        data = datasets.load_dataset(path, name or None, split="train", streaming=True)
+    except Exception as e:  # offline, unknown id, missing config: the library's first line
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise AdapterxlError(f"cannot load text dataset {spec!r}: {first}") from e
+    rows = []
+    for record in data:
+        if "text" not in record:
+            raise AdapterxlError(f"dataset {spec!r} has no `text` column "
+                                 f"(columns: {', '.join(record)})")
+        rows += [{"text": t.strip()} for t in str(record["text"]).split("\n") if t.strip()]
+        if limit and len(rows) >= limit * 1.06:
+            break
+    return rows
 
 
 def task_labels(task, fmt: Format, rows: list[dict], backbone: Backbone) -> list[str]:
@@ -150,8 +273,46 @@ def dev_score(model, fmt: Format, task, rows, features, labels, tokenizer, lang,
     return fmt.score(task.metric, predictions, rows, labels, lang)
 
 
+@dataclass
+class _TaskData:
+    """One task's data and labels during a run."""
+    task: Task
+    fmt: Format
+    labels: list
+    train_rows: list
+    dev_rows: list
+    train_features: list = field(default_factory=list)
+    dev_features: list = field(default_factory=list)
+
+
+def _load_task(cfg: TrainConfig, task: Task, backbone: Backbone) -> _TaskData:
+    fmt = get_format(task.format)
+    if task.format == "mlm":
+        train_rows, dev_rows = _language_rows(cfg, task)
+    else:
+        train_rows = load_split(task, "train", data=cfg.data, data_dir=cfg.data_dir,
+                                max_examples=cfg.max_train_examples)
+        if source_kind(cfg.data, cfg.data_dir) == "hf" and "validation" not in task.sources:
+            # No English dev set on the Hub (TyDiQA-GoldP): model selection on 5% of train.
+            held_out = max(1, len(train_rows) // 20)
+            random.Random(cfg.seed).shuffle(train_rows)
+            dev_rows, train_rows = train_rows[:held_out], train_rows[held_out:]
+            dev_rows = dev_rows[:cfg.max_eval_examples] if cfg.max_eval_examples else dev_rows
+        else:
+            dev_rows = load_split(task, "validation", data=cfg.data, data_dir=cfg.data_dir,
+                                  max_examples=cfg.max_eval_examples)
+    for split, rows in (("train", train_rows), ("validation", dev_rows)):
+        if not all(fmt.labeled(r) for r in rows):
+            raise AdapterxlError(f"{task.name} {split} data has unlabeled examples; training "
+                                 f"and model selection need labels")
+    labels = task_labels(task, fmt, train_rows + dev_rows, backbone)
+    if task.labels is None and fmt.name == "tagging":
+        train_rows, dev_rows = index_tags(train_rows, labels), index_tags(dev_rows, labels)
+    return _TaskData(task, fmt, labels, train_rows, dev_rows)
+
+
 def train_module(cfg: TrainConfig, progress: bool = True, backbone: Backbone | None = None) -> dict:
-    """Train one module and save it to `cfg.output`. Returns the run's results.
+    """Train one module (or fusion) and save it to `cfg.output`. Returns the run's results.
 
     `backbone` (optional) is an already-loaded backbone to use instead of loading `cfg.model`;
     the modules are injected into it, so pass a fresh one per run."""
@@ -159,8 +320,10 @@ def train_module(cfg: TrainConfig, progress: bool = True, backbone: Backbone | N
     from tqdm.auto import tqdm
     from transformers import get_linear_schedule_with_warmup
 
-    task, lower, init_from, hp, warnings = _resolve(cfg)
-    fmt = get_format(task.format)
+    tasks, lower, init_from, fuse, hp, warnings = _resolve(cfg)
+    multi = len(tasks) > 1
+    probabilities = task_probabilities({t.name: 1 for t in tasks}, cfg.sampling,
+                                       cfg.sampling_temperature)  # validates early
     if cfg.checkpoint_every is not None and cfg.checkpoint_every < 0:
         raise AdapterxlError(f"--checkpoint-every must be 0 or more, got {cfg.checkpoint_every}")
     where = checkpoint.directory(cfg.output)
@@ -178,33 +341,17 @@ def train_module(cfg: TrainConfig, progress: bool = True, backbone: Backbone | N
         log(f"warning: {warning}")
     set_seed(cfg.seed)
     backbone = backbone or load_backbone(cfg.model, cfg.precision, cfg.quantize)
-    train_rows = load_split(task, "train", data=cfg.data, data_dir=cfg.data_dir,
-                            max_examples=cfg.max_train_examples)
-    held_out = None
-    if source_kind(cfg.data, cfg.data_dir) == "hf" and "validation" not in task.sources:
-        # No English dev set on the Hub (TyDiQA-GoldP): model selection on 5% of train.
-        held_out = max(1, len(train_rows) // 20)
-        random.Random(cfg.seed).shuffle(train_rows)
-        dev_rows, train_rows = train_rows[:held_out], train_rows[held_out:]
-        dev_rows = dev_rows[:cfg.max_eval_examples] if cfg.max_eval_examples else dev_rows
-    else:
-        dev_rows = load_split(task, "validation", data=cfg.data, data_dir=cfg.data_dir,
-                              max_examples=cfg.max_eval_examples)
-    for split, rows in (("train", train_rows), ("validation", dev_rows)):
-        if not all(fmt.labeled(r) for r in rows):
-            raise AdapterxlError(f"{task.name} {split} data has unlabeled examples; training "
-                                 f"and model selection need labels")
-    labels = task_labels(task, fmt, train_rows + dev_rows, backbone)
-    if task.labels is None and fmt.name == "tagging":
-        train_rows, dev_rows = index_tags(train_rows, labels), index_tags(dev_rows, labels)
+    data = {t.name: _load_task(cfg, t, backbone) for t in tasks}
+    probabilities = task_probabilities({n: len(d.train_rows) for n, d in data.items()},
+                                       cfg.sampling, cfg.sampling_temperature)
     # Again: loading may or may not have drawn random numbers (a builtin backbone is
     # materialized from its own seed the first time only; a passed-in backbone is not loaded
     # at all), and a run must not depend on that.
     set_seed(cfg.seed)
+    heads = {n: head_config(d.fmt.head, backbone.hidden_size, d.fmt.num_outputs(d.labels),
+                            backbone.pooling) for n, d in data.items()}
     model, top = assemble(backbone, lower, method=cfg.method, config=cfg.method_config,
-                          init_from=init_from, force=cfg.force,
-                          head=head_config(fmt.head, backbone.hidden_size,
-                                           fmt.num_outputs(labels), backbone.pooling))
+                          init_from=init_from, fuse=fuse, heads=heads, force=cfg.force)
 
     accelerator = Accelerator(device_placement=False, cpu=backbone.device.type == "cpu")
     processes = accelerator.num_processes
@@ -217,27 +364,34 @@ def train_module(cfg: TrainConfig, progress: bool = True, backbone: Backbone | N
                              f"{micro} x {accelerator.num_processes} processes")
     accum = hp["batch_size"] // per_step
     tok = backbone.tokenizer
-    train_features = fmt.encode(train_rows, tok, hp["max_length"], True, task)
-    dev_features = fmt.encode(dev_rows, tok, hp["max_length"], False, task)
-    collate = fmt.collate(tok, backbone.device, True, cfg.seed)
-    if getattr(collate, "generator", None) is not None:
-        collate = _TrackMasking(collate)
-    train_dl = loader(train_features, tok, micro, shuffle=True, seed=cfg.seed,
-                      device=backbone.device, collate=collate)
-    # Creating an epoch's iterator draws a seed from the loader's generator; by default that
-    # is torch's global RNG, which a resumed run would then draw from once more than the
-    # interrupted one did. A generator of its own keeps the global RNG for dropout only.
-    train_dl.generator = torch.Generator().manual_seed(cfg.seed)
-    sampler = train_dl.batch_sampler
-    # Data parallelism: the loader is not prepared by accelerate (whose sharding of a
-    # batch sampler drops or repeats batches at an epoch's end, so that the processes would not
-    # see what one process accumulating sees); each process takes every N-th batch itself.
-    sampler.shard(processes, accelerator.process_index)
-    steps_per_epoch = max(1, len(train_dl) // (accum * processes))
+    loaders, masking_collate = {}, None
+    for name, d in data.items():
+        max_length = cfg.max_length or d.task.hyperparameters.get("max_length",
+                                                                  hp["max_length"])
+        d.train_features = d.fmt.encode(d.train_rows, tok, max_length, True, d.task)
+        d.dev_features = d.fmt.encode(d.dev_rows, tok, max_length, False, d.task)
+        collate = d.fmt.collate(tok, backbone.device, True, cfg.seed)
+        if getattr(collate, "generator", None) is not None:
+            collate = masking_collate = _TrackMasking(collate)
+        dl = loader(d.train_features, tok, micro, shuffle=True, seed=cfg.seed,
+                    device=backbone.device, collate=collate)
+        # Creating an epoch's iterator draws a seed from the loader's generator; by default
+        # that is torch's global RNG, which a resumed run would then draw from once more than
+        # the interrupted one did. A generator of its own keeps the global RNG for dropout.
+        dl.generator = torch.Generator().manual_seed(cfg.seed)
+        loaders[name] = dl
+    if masking_collate is not None and multi:
+        raise AdapterxlError("masked language modelling trains alone (train-language)")
+    # Data parallelism: the loaders are not prepared by accelerate (whose sharding of a
+    # batch sampler drops or repeats batches at an epoch's end, so that the processes would
+    # not see what one process accumulating sees); each process takes every N-th batch itself.
+    stream = TaskStream(loaders, probabilities, cfg.seed, processes, accelerator.process_index)
+    batches = {n: len(dl) for n, dl in loaders.items()}
+    batches_per_epoch = sum(batches.values())
+    steps_per_epoch = max(1, batches_per_epoch // (accum * processes))
     total = cfg.max_steps or max(1, math.ceil(hp["epochs"] * steps_per_epoch))
     every = (max(1, math.ceil(total / 10)) if cfg.checkpoint_every is None
              else cfg.checkpoint_every)
-    batches_per_epoch = len(train_dl)
 
     params = model.trainable_parameters()
     decay = [p for p in params if p.ndim > 1]
@@ -251,118 +405,105 @@ def train_module(cfg: TrainConfig, progress: bool = True, backbone: Backbone | N
     eval_at = {max(1, round(total * (i + 1) / cfg.evals)) for i in range(cfg.evals)}
     best = {"metric": -math.inf, "step": 0, "state": None}
     history = []
-    step, epoch, tokens, seen = 0, 0, 0, 0
-    skip = 0  # micro-batches of `epoch` already trained on (when resuming mid-epoch)
+    step, position, tokens, seen = 0, 0, 0, 0
     running, elapsed, masking, last_checkpoint = None, 0.0, None, None
     if saved is not None:
         if saved["fingerprint"] != backbone.fingerprint:
             raise AdapterxlError(f"cannot resume: the backbone's weights differ from those the "
                                  f"checkpoint in {where} was trained on; delete it to start over")
-        if saved["batches_per_epoch"] != batches_per_epoch:
-            raise AdapterxlError(f"cannot resume: the training data changed ({batches_per_epoch}"
-                                 f" micro-batches per epoch, the checkpoint in {where} saw "
-                                 f"{saved['batches_per_epoch']}); delete it to start over")
+        if saved["batches"] != batches:
+            raise AdapterxlError(f"cannot resume: the training data changed ({batches} "
+                                 f"micro-batches per epoch, the checkpoint in {where} saw "
+                                 f"{saved['batches']}); delete it to start over")
         if saved.get("processes", 1) != processes:
             raise AdapterxlError(f"cannot resume: the checkpoint in {where} was made by "
                                  f"{saved.get('processes', 1)} process(es), this run has "
                                  f"{processes}; resume with as many, or delete it to start over")
         core.load_module_state(top, saved["module"], f"checkpoint {where}")
-        core.head.load_state_dict(saved["head"])
+        core.load_head_state(saved["head"])
         optimizer.load_state_dict(saved["optimizer"])
         scheduler.load_state_dict(saved["scheduler"])
-        step, epoch, skip = saved["step"], saved["epoch"], saved["batch"]
+        step, position = saved["step"], saved["position"]
         tokens, seen, running, elapsed = (saved["tokens"], saved["seen"], saved["running"],
                                           saved["seconds"])
         history, best, masking = saved["history"], saved["best"], saved["masking"]
         last_checkpoint = step
         if masking is not None:
-            collate.generator.set_state(masking)
+            masking_collate.generator.set_state(masking)
         # Last, so that nothing above (loading, building the model) moves them.
         checkpoint.set_rng_state(saved["rng"])
         log(f"resuming from the checkpoint at step {step}/{total} in {where}")
 
-    def save_checkpoint(epoch: int, batch_in_epoch: int) -> None:
+    def save_checkpoint(position: int) -> None:
         checkpoint.save(where, {
             "format_version": checkpoint.FORMAT_VERSION, "config": config,
-            "fingerprint": backbone.fingerprint, "batches_per_epoch": batches_per_epoch,
-            "step": step, "epoch": epoch, "batch": batch_in_epoch, "tokens": tokens,
+            "fingerprint": backbone.fingerprint, "batches": batches,
+            "step": step, "position": position, "tokens": tokens,
             "seen": seen, "running": running,
             "seconds": elapsed + time.perf_counter() - start,
             "history": _plain(history), "best": {**best, "values": _plain(best.get("values", {}))},
-            "module": core.module_state(top),
-            "head": {k: v.detach().cpu() for k, v in core.head.state_dict().items()},
+            "module": core.module_state(top), "head": core.head_state(),
             "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
             "rng": checkpoint.rng_state(), "masking": masking, "processes": processes,
-        }, {"step": step, "total": total, "epoch": epoch, "task": task.name,
-            "output": str(cfg.output), "config_hash": checkpoint.config_hash(config),
+        }, {"step": step, "total": total, "epoch": round(position / batches_per_epoch, 3),
+            "task": cfg.task, "output": str(cfg.output),
+            "config_hash": checkpoint.config_hash(config),
             "resume": "rerun the same command with --resume"})
 
-    bar = tqdm(total=total, initial=step, desc=f"train {task.name}", unit="step",
+    bar = tqdm(total=total, initial=step, desc=f"train {cfg.task}", unit="step",
                dynamic_ncols=True,
                disable=None if (progress and accelerator.is_main_process) else True)
     start = time.perf_counter()
     model.train()
-    while step < total:
-        sampler.set_epoch(epoch)
-        sampler.skip = skip
-        # j: the batch's index in the epoch, over all processes; g: in the stream of batches
-        # that runs on across epochs. A process's k-th batch of that stream is its
-        # (k // accum)-th optimizer step's (k % accum)-th micro-batch.
-        for j, batch in zip(sampler.positions(), train_dl):
-            g = epoch * batches_per_epoch + j
-            last = ((g - accelerator.process_index) // processes + 1) % accum == 0
-            masking = batch.pop(MASKING_STATE, masking)
-            batch = {k: v.to(backbone.device) for k, v in batch.items()}
-            # Gradients are averaged across processes at an optimizer step's last
-            # micro-batch only.
-            with nullcontext() if last else accelerator.no_sync(model):
-                loss = model(**batch)["loss"]
-                diverged = not bool(torch.isfinite(loss))
-                if processes > 1:  # all processes stop, or none: a lone one would deadlock
-                    diverged = bool(accelerator.reduce(
-                        torch.tensor(float(diverged), device=accelerator.device), "max"))
-                if diverged:
-                    raise AdapterxlError(_diverged(loss.item(), step + 1, hp["lr"], where,
-                                                   last_checkpoint))
-                accelerator.backward(loss / accum)
-            tokens += int(batch["attention_mask"].sum())
-            seen += len(batch["labels"])
-            if not last:
-                continue
-            accelerator.clip_grad_norm_(params, 1.0)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-            step += 1
-            running = loss.item() if running is None else 0.9 * running + 0.1 * loss.item()
-            bar.update(1)
-            bar.set_postfix(loss=f"{running:.4f}", best=f"{max(best['metric'], 0):.3f}")
-            if step in eval_at:
-                # Every process evaluates: the weights are the same, so are the numbers and
-                # the choice of the best step; no process waits on another.
-                values = dev_score(core, fmt, task, dev_rows, dev_features, labels, tok,
-                                   task.train_language, cfg.seed)
-                metric = metrics.primary(task.metric, values)
-                if math.isnan(metric):  # e.g. a correlation of constant predictions
-                    metric = -math.inf
-                history.append({"step": step, "loss": running, **values})
-                if best["state"] is None or metric > best["metric"]:  # NaN never wins
-                    best = {"metric": metric, "step": step, "state": _snapshot(core, top),
-                            "values": values}
-                model.train()
-            # Only here, at an optimizer-step boundary: no gradients are half accumulated.
-            if step in eval_at or (every and step % every == 0):
-                if accelerator.is_main_process:
-                    # Every process has now trained on every batch of the stream before
-                    # `done`; the position is saved as (epoch, batches of it done), 1 or more.
-                    done = g - accelerator.process_index + processes
-                    at_epoch, at_batch = divmod(done - 1, batches_per_epoch)
-                    save_checkpoint(at_epoch, at_batch + 1)
-                last_checkpoint = step
-            if step >= total:
-                break
-        skip = 0
-        epoch += 1
+    # g: the micro-batch's index in the run's stream, over all processes. A process's k-th
+    # micro-batch is its (k // accum)-th optimizer step's (k % accum)-th.
+    for g, name, batch in stream.stream(position):
+        last = ((g - accelerator.process_index) // processes + 1) % accum == 0
+        masking = batch.pop(MASKING_STATE, masking)
+        batch = {k: v.to(backbone.device) for k, v in batch.items()}
+        core.use_head(name)
+        # Gradients are averaged across processes at an optimizer step's last micro-batch
+        # only.
+        with nullcontext() if last else accelerator.no_sync(model):
+            loss = model(**batch)["loss"]
+            diverged = not bool(torch.isfinite(loss))
+            if processes > 1:  # all processes stop, or none: a lone one would deadlock
+                diverged = bool(accelerator.reduce(
+                    torch.tensor(float(diverged), device=accelerator.device), "max"))
+            if diverged:
+                raise AdapterxlError(_diverged(loss.item(), step + 1, hp["lr"], where,
+                                               last_checkpoint))
+            accelerator.backward(loss / accum)
+        tokens += int(batch["attention_mask"].sum())
+        seen += len(batch["labels"])
+        if not last:
+            continue
+        accelerator.clip_grad_norm_(params, 1.0)
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        step += 1
+        running = loss.item() if running is None else 0.9 * running + 0.1 * loss.item()
+        bar.update(1)
+        bar.set_postfix(loss=f"{running:.4f}", best=f"{max(best['metric'], 0):.3f}")
+        if step in eval_at:
+            # Every process evaluates: the weights are the same, so are the numbers and the
+            # choice of the best step; no process waits on another.
+            values, metric = _evaluate_dev(core, data, tok, cfg.seed)
+            history.append({"step": step, "loss": running, **values})
+            if best["state"] is None or metric > best["metric"]:  # NaN never wins
+                best = {"metric": metric, "step": step, "state": _snapshot(core, top),
+                        "values": values}
+            model.train()
+        # Only here, at an optimizer-step boundary: no gradients are half accumulated.
+        if step in eval_at or (every and step % every == 0):
+            if accelerator.is_main_process:
+                # Every process has now trained on every micro-batch of the stream before
+                # this position.
+                save_checkpoint(g - accelerator.process_index + processes)
+            last_checkpoint = step
+        if step >= total:
+            break
     bar.close()
     seconds = elapsed + time.perf_counter() - start
     if processes > 1:  # counted per process
@@ -370,21 +511,26 @@ def train_module(cfg: TrainConfig, progress: bool = True, backbone: Backbone | N
             torch.tensor([tokens, seen], device=accelerator.device), "sum").tolist())
 
     _restore(core, top, best["state"])
+    first = tasks[0]
     result = {
-        "task": task.name, "steps": step, "epochs_seen": round(seen / len(train_features), 3),
-        "best_step": best["step"], "metric": task.metric, "dev": best["metric"],
-        "dev_metrics": best.get("values", {}), "warnings": warnings,
+        "task": cfg.task if multi else first.name, "steps": step,
+        "epochs_seen": round(seen / sum(len(d.train_features) for d in data.values()), 3),
+        "best_step": best["step"],
+        "metric": "mean of the tasks' primary metrics" if multi else first.metric,
+        "dev": best["metric"], "dev_metrics": best.get("values", {}), "warnings": warnings,
         "train_seconds": round(seconds, 2), "tokens": tokens,
         "tokens_per_second": round(tokens / seconds, 1), "history": history,
         "trainable_parameters": sum(p.numel() for p in params),
     }
+    if multi:
+        result["sampling"] = {"strategy": cfg.sampling, "temperature": cfg.sampling_temperature,
+                              "probabilities": probabilities}
     if saved is not None:
         result["resumed_from_step"] = saved["step"]
     if accelerator.is_main_process:
-        manifest = _manifest(cfg, task, core, top, hp, init_from, result, labels)
-        module = save_module(cfg.output, manifest, core.module_state(top),
-                            {k: v.detach().float().cpu().contiguous()
-                             for k, v in core.head.state_dict().items()}, lower)
+        manifest = _manifest(cfg, data, core, top, hp, init_from, result)
+        module = save_module(cfg.output, manifest, core.module_state(top), core.head_state(),
+                             lower, fused=fuse)
         result["module"] = str(module.path)
         _io.write_json(module.path / "train-results.json", result)
         checkpoint.remove(where)  # the module is safely saved: nothing left to resume
@@ -392,11 +538,26 @@ def train_module(cfg: TrainConfig, progress: bool = True, backbone: Backbone | N
     return result
 
 
+def _evaluate_dev(model, data: dict[str, _TaskData], tok, seed) -> tuple[dict, float]:
+    """Dev metrics: one task's values, or {task: values} for several; and the number that
+    selects the best step (the primary metric, or the mean of the tasks' primary metrics)."""
+    scores, values = [], {}
+    for name, d in data.items():
+        model.use_head(name)
+        values[name] = dev_score(model, d.fmt, d.task, d.dev_rows, d.dev_features, d.labels,
+                                 tok, d.task.train_language, seed)
+        metric = metrics.primary(d.task.metric, values[name])
+        scores.append(-math.inf if math.isnan(metric) else metric)  # e.g. constant predictions
+    if len(data) == 1:
+        return next(iter(values.values())), scores[0]
+    return values, sum(scores) / len(scores)
+
+
 def _snapshot(model, top) -> dict:
     # module_state returns the parameters themselves for fp32 weights on the CPU: clone, or
     # the "best" snapshot would keep training along with the model.
     return {"module": {k: v.clone() for k, v in model.module_state(top).items()},
-            "head": {k: v.detach().clone().cpu() for k, v in model.head.state_dict().items()}}
+            "head": {k: v.clone() for k, v in model.head_state().items()}}
 
 
 class _TrackMasking:
@@ -434,10 +595,15 @@ def _restore(model, top, state) -> None:
     if state is None:
         return
     model.load_module_state(top, state["module"], "best checkpoint")
-    model.head.load_state_dict(state["head"])
+    model.load_head_state(state["head"])
 
 
-def _manifest(cfg, task, model, top, hp, init_from, result, labels) -> dict:
+def _data_source(cfg, task) -> dict:
+    if task.format == "mlm":
+        return {"source": "text", "text": str(Path(cfg.text).resolve()) if cfg.text else None,
+                "dataset": cfg.dataset,
+                "samples": None if cfg.text or cfg.dataset else f"text/{task.train_language}.txt",
+                "validation": "5% of the lines held out (at most 2000)"}
     data = {"source": source_kind(cfg.data, cfg.data_dir)}
     if data["source"] == "hf":
         data["train"] = hub_spec(task, "train", task.train_language)["sources"]
@@ -446,28 +612,56 @@ def _manifest(cfg, task, model, top, hp, init_from, result, labels) -> dict:
                               "5% of train held out (the Hub has no English dev set)")
     elif data["source"] == "local":
         data["dir"] = str(Path(cfg.data_dir).resolve())
-    return {
-        "name": task.name,
-        "task": task.name,
-        "format": task.format,
-        "labels": [] if task.format == "mlm" else list(labels),
-        "languages": [task.train_language],
+    return data
+
+
+def _manifest(cfg, data: dict[str, _TaskData], model, top, hp, init_from, result) -> dict:
+    names = list(data)
+    first = data[names[0]]
+    language = first.task.format == "mlm"
+    name = f"lang-{first.task.train_language}" if language else "+".join(names)
+    if isinstance(top, Fusion):
+        method = {"name": "fusion", "engine": top.engine,
+                  "config": {"members": len(top.members),
+                             "kind": ("AdapterFusion (dynamic)" if top.engine == "adapters"
+                                      else "learned weighted combination")}}
+    else:
+        method = {"name": top.method, "engine": get_method(top.method).engine,
+                  "config": method_config(top.method, top.config)}
+    dev = result["dev_metrics"]
+    manifest = {
+        "name": name,
+        "kind": "fusion" if isinstance(top, Fusion) else "module",
+        "role": "language" if language else "task",
+        "task": "+".join(names),
+        "format": first.task.format,
+        "labels": [] if language else list(first.labels),
+        "languages": [first.task.train_language],
         "backbone": model.backbone.describe(),
-        "method": {"name": top.method, "engine": get_method(top.method).engine,
-                   "config": method_config(top.method, top.config)},
-        "head": model.head_config,
+        "method": method,
+        "head": model.head_configs[names[0]],
         "init_from": None if init_from is None else {
             "name": init_from.name, "task": init_from.manifest["task"],
             "path": str(init_from.path.resolve()),
             "sha256": init_from.manifest.get("files", {}).get("module.safetensors")},
-        "data": data,
+        "data": _data_source(cfg, first.task),
         "hyperparameters": {**{k: v for k, v in asdict(cfg).items()
                                if k not in ("task", "output", "model", "stack", "init_from",
-                                            "data", "data_dir", "force", "resume",
-                                            "checkpoint_every")}, **hp},
+                                            "fuse", "lang_module", "data", "data_dir", "force",
+                                            "resume", "checkpoint_every", "text", "dataset",
+                                            "language")}, **hp},
         "seed": cfg.seed,
-        "metrics": {"dev": {task.metric: result["dev"], **result["dev_metrics"]},
+        "metrics": {"dev": ({first.task.metric: result["dev"], **dev} if len(names) == 1
+                            else {"mean": result["dev"], **dev}),
                     "best_step": result["best_step"], "steps": result["steps"]},
         "versions": versions(),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
+    if len(names) > 1:
+        manifest["tasks"] = names
+        manifest["heads"] = {n: model.head_configs[n] for n in names}
+        manifest["task_labels"] = {n: list(d.labels) for n, d in data.items()}
+        manifest["formats"] = {n: d.task.format for n, d in data.items()}
+        manifest["data"] = {n: _data_source(cfg, d.task) for n, d in data.items()}
+        manifest["sampling"] = result["sampling"]
+    return manifest

@@ -33,5 +33,5 @@ def test_only_module_and_head_train(tiny):
     model, top = assemble(tiny, [], method="seq_bn", head=head_config("classification", 64, 3))
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
     assert trainable, "nothing trains"
-    assert all(".axl0." in n or n.startswith("head.") for n in trainable), trainable
-    assert any(n.startswith("head.") for n in trainable)
+    assert all(".axl0." in n or n.startswith("heads.") for n in trainable), trainable
+    assert any(n.startswith("heads.") for n in trainable)

@@ -1,9 +1,14 @@
-"""ModularModel: a frozen backbone, a stack of modules (lower ones frozen, at most one
-trainable on top) and a task head."""
+"""ModularModel: a frozen backbone, a composition of modules and task heads.
+
+The composition, bottom first, is a stack of modules, optionally topped by a fusion of
+several modules. At most one element trains: the top module, or the fusion. Bottleneck
+modules (the `adapters` engine) run as a sequential Stack; LoRA/DoRA/IA3 modules (PEFT) are
+all active at once, so their updates add up. Both engines can share one model: each acts at
+its own sites (adapters after sublayers, PEFT inside the projections)."""
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
@@ -12,9 +17,10 @@ from ..backbone import Backbone
 from ..errors import AdapterxlError
 from ..heads import build_head
 from . import _adapters, _peft
-from .methods import get_method
+from .methods import get_method, method_config
 
 SLOT_PREFIX = "axl"
+FUSION = "axlfusion"
 PLACEHOLDER = "{module}"
 
 
@@ -24,59 +30,117 @@ class Slot:
     method: str
     config: dict
     trainable: bool
+    fused: bool = False  # a member of the fusion rather than a level of the stack
+
+    @property
+    def engine(self) -> str:
+        return get_method(self.method).engine
+
+
+@dataclass
+class Fusion:
+    members: list[Slot]
+    trainable: bool
+    name: str = FUSION
+    method: str = "fusion"
+    config: dict = field(default_factory=dict)
+
+    @property
+    def engine(self) -> str:
+        return self.members[0].engine
 
 
 class ModularModel(nn.Module):
-    def __init__(self, backbone: Backbone):
+    def __init__(self, backbone: Backbone, methods: list[str] = ()):
         super().__init__()
         self.backbone = backbone
         self.encoder = backbone.model
         self.slots: list[Slot] = []
-        self.head: nn.Module | None = None
-        self.head_config: dict | None = None
+        self.fusion: Fusion | None = None
+        self.lora_fusion: _peft.LoraFusion | None = None
+        self.heads = nn.ModuleDict()
+        self.head_configs: dict[str, dict] = {}
+        self.active_head: str | None = None
         self._peft = None
         # Which encoder inputs the tokenizer produces that the encoder accepts.
         self._input_names = list(backbone.tokenizer.model_input_names)
+        if any(get_method(m).engine == "adapters" for m in methods):
+            # Before PEFT wraps any projection: `adapters` rewrites the layers it knows.
+            _adapters.init(self.encoder, backbone.model_type)
 
     # ---- modules -------------------------------------------------------------------------
-    @property
-    def engine(self) -> str | None:
-        return get_method(self.slots[0].method).engine if self.slots else None
-
-    def add_module(self, method: str, config: dict, trainable: bool) -> Slot:
-        engine = get_method(method).engine
-        if self.engine is not None and engine != self.engine:
-            raise AdapterxlError(
-                f"cannot stack a {method} module on {self.slots[0].method} modules yet: "
-                f"they are built by different engines ({engine} vs {self.engine})")
+    def add_module(self, method: str, config: dict, trainable: bool, fused: bool = False) -> Slot:
+        """Add a module on top of the stack (or, `fused`, as a future fusion member)."""
+        _check_supported(self.backbone.model_type, method)
+        if self.fusion is not None:
+            raise AdapterxlError("nothing can be stacked on a fusion")
         if any(s.trainable for s in self.slots):
             raise AdapterxlError("only the top module of a stack can be trained")
-        slot = Slot(f"{SLOT_PREFIX}{len(self.slots)}", method, dict(config), trainable)
-        if engine == "adapters":
-            _adapters.add(self.encoder, slot.name, method, slot.config)
+        config = method_config(method, config)
+        slot = Slot(f"{SLOT_PREFIX}{len(self.slots)}", method, config, trainable, fused)
+        if slot.engine == "adapters":
+            if self._peft is not None and not hasattr(self.encoder, "adapters_config"):
+                raise AdapterxlError(f"a {method} module cannot be added after LoRA-type "
+                                     f"modules on this model; build it with both methods known")
+            _adapters.add(self.encoder, slot.name, method, config, self.backbone.model_type)
         else:
-            self._peft = _peft.add(self.encoder, slot.name, method, slot.config, self._peft)
+            self._peft = _peft.add(self.encoder, slot.name, method, config,
+                                   self.backbone.model_type, self._peft)
         self.slots.append(slot)
         self._activate()
         return slot
 
-    def _activate(self) -> None:
-        names = [s.name for s in self.slots]
-        if self.engine == "adapters":
-            _adapters.activate(self.encoder, names)
+    def add_fusion(self, members: list[Slot], trainable: bool) -> Fusion:
+        """Fuse modules already added with fused=True: AdapterFusion (attention over the
+        modules' outputs, per layer) for bottleneck modules, a learned weighted combination
+        for LoRA modules."""
+        engines = {m.engine for m in members}
+        if len(members) < 2:
+            raise AdapterxlError("a fusion needs at least two modules")
+        if len(engines) > 1:
+            raise AdapterxlError("cannot fuse bottleneck-type and LoRA-type modules together "
+                                 f"({', '.join(m.method for m in members)})")
+        for m in members:
+            if not get_method(m.method).fusable:
+                raise AdapterxlError(f"{m.method} modules cannot be fused; stack or merge them")
+        fusion = Fusion(members, trainable, config={"members": len(members)})
+        names = [m.name for m in members]
+        if fusion.engine == "adapters":
+            _check_supported(self.backbone.model_type, "fusion")
+            _adapters.add_fusion(self.encoder, fusion.name, names)
         else:
-            _peft.activate(self._peft, names)
+            self.lora_fusion = _peft.LoraFusion(self.encoder, names).to(self.backbone.device)
+        self.fusion = fusion
+        self._activate()
+        return fusion
+
+    def _activate(self) -> None:
+        stack = [s.name for s in self.slots if s.engine == "adapters" and not s.fused]
+        fusion = None
+        if self.fusion is not None and self.fusion.engine == "adapters":
+            fusion = (self.fusion.name, [m.name for m in self.fusion.members])
+        _adapters.activate(self.encoder, stack, fusion)
+        if self._peft is not None:
+            _peft.activate(self._peft, [s.name for s in self.slots if s.engine == "peft"])
         self.freeze()
 
-    def _slot_params(self, slot: Slot) -> dict[str, nn.Parameter]:
+    @property
+    def composition(self) -> list:
+        return self.slots if self.fusion is None else (
+            [s for s in self.slots if not s.fused] + [self.fusion])
+
+    def _slot_params(self, slot: Slot | Fusion) -> dict[str, nn.Parameter]:
+        if isinstance(slot, Fusion) and slot.engine == "peft":
+            return {"lora_fusion.logits": self.lora_fusion.logits}
         return {n: p for n, p in self.encoder.named_parameters() if slot.name in n.split(".")}
 
-    def module_state(self, slot: Slot) -> dict[str, torch.Tensor]:
+    def module_state(self, slot: Slot | Fusion) -> dict[str, torch.Tensor]:
         """The slot's weights under engine-neutral keys (slot name replaced by a placeholder)."""
         return {_neutral(n, slot.name): p.detach().float().cpu().contiguous()
                 for n, p in self._slot_params(slot).items()}
 
-    def load_module_state(self, slot: Slot, state: dict[str, torch.Tensor], source: str) -> None:
+    def load_module_state(self, slot: Slot | Fusion, state: dict[str, torch.Tensor],
+                          source: str) -> None:
         params = self._slot_params(slot)
         expected = {_neutral(n, slot.name): p for n, p in params.items()}
         missing = sorted(set(expected) - set(state))
@@ -92,8 +156,18 @@ class ModularModel(nn.Module):
                                          f"{tuple(state[key].shape)}, expected {tuple(p.shape)}")
                 p.copy_(state[key].to(p.dtype))
 
-    # ---- head ----------------------------------------------------------------------------
-    def set_head(self, config: dict, state: dict[str, torch.Tensor] | None = None) -> None:
+    # ---- heads ---------------------------------------------------------------------------
+    @property
+    def head(self) -> nn.Module | None:
+        return self.heads[self.active_head] if self.active_head is not None else None
+
+    @property
+    def head_config(self) -> dict | None:
+        return self.head_configs.get(self.active_head)
+
+    def set_head(self, config: dict, state: dict[str, torch.Tensor] | None = None,
+                 name: str = "default") -> None:
+        """Add (or replace) the head `name` and make it the active one."""
         head = build_head(config)
         if hasattr(head, "bind"):
             head.bind(self.encoder.get_input_embeddings())
@@ -103,24 +177,55 @@ class ModularModel(nn.Module):
             except RuntimeError as e:
                 raise AdapterxlError(f"head weights do not fit the head config: "
                                      f"{str(e).splitlines()[0]}") from e
-        self.head = head.to(self.backbone.device)
-        self.head_config = dict(config)
+        self.heads[name] = head.to(self.backbone.device)
+        self.head_configs[name] = dict(config)
+        self.active_head = name
         self.freeze()
+
+    def use_head(self, name: str) -> None:
+        if name not in self.heads:
+            raise AdapterxlError(f"no head for {name!r}; heads: {', '.join(self.heads)}")
+        self.active_head = name
+
+    def head_state(self) -> dict[str, torch.Tensor]:
+        """All heads' weights: one head unprefixed, several as `<name>.<param>`."""
+        if len(self.heads) == 1:
+            return {k: v.detach().float().cpu().contiguous()
+                    for k, v in self.head.state_dict().items()}
+        return {f"{name}.{k}": v.detach().float().cpu().contiguous()
+                for name, head in self.heads.items() for k, v in head.state_dict().items()}
+
+    def load_head_state(self, state: dict[str, torch.Tensor]) -> None:
+        if len(self.heads) == 1:
+            self.head.load_state_dict(state)
+            return
+        for name, head in self.heads.items():
+            head.load_state_dict({k[len(name) + 1:]: v for k, v in state.items()
+                                  if k.startswith(name + ".")})
 
     # ---- training state ------------------------------------------------------------------
     def freeze(self) -> None:
-        """Everything frozen except the trainable slot and, when a slot trains, the head.
-        Engines flip requires_grad when adapters are (re)activated, so this runs last."""
+        """Everything frozen except the trainable slot (or fusion) and, when something
+        trains, the heads. Engines flip requires_grad when adapters are (re)activated, so this
+        runs last."""
         self.encoder.requires_grad_(False)
-        trainable = [s for s in self.slots if s.trainable]
+        trainable = [s for s in self.composition if s.trainable]
         for slot in trainable:
             for p in self._slot_params(slot).values():
                 p.requires_grad_(True)
-        if self.head is not None:
-            self.head.requires_grad_(bool(trainable))
+        self.heads.requires_grad_(bool(trainable))
 
     def trainable_parameters(self) -> list[nn.Parameter]:
         return [p for p in self.parameters() if p.requires_grad]
+
+    def parameter_counts(self) -> dict[str, int]:
+        counts = {s.name: sum(p.numel() for p in self._slot_params(s).values())
+                  for s in self.slots}
+        if self.fusion is not None:
+            counts[self.fusion.name] = sum(p.numel()
+                                           for p in self._slot_params(self.fusion).values())
+        counts["heads"] = sum(p.numel() for p in self.heads.parameters())
+        return counts
 
     # ---- forward -------------------------------------------------------------------------
     def autocast(self):
@@ -129,14 +234,20 @@ class ModularModel(nn.Module):
             return contextlib.nullcontext()
         return torch.autocast(self.backbone.device.type, dtype=self.backbone.dtype)
 
-    def forward(self, labels: torch.Tensor | None = None, **inputs) -> dict:
+    def encode(self, **inputs):
+        """The encoder's output for the tokenizer's inputs (other keys are ignored)."""
+        extra = {k: inputs.pop(k) for k in ("output_hidden_states",
+                                             "output_adapter_fusion_attentions") if k in inputs}
         inputs = {k: v for k, v in inputs.items() if k in self._input_names}
-        shape = inputs["input_ids"].shape
-        if len(shape) == 3:  # multiple choice: [batch, choices, length] -> one row per choice
+        if inputs["input_ids"].dim() == 3:  # multiple choice: [batch, choices, length]
             inputs = {k: v.flatten(0, 1) for k, v in inputs.items()}
         with self.autocast():
-            hidden = self.encoder(**inputs).last_hidden_state
-        logits = self.head(hidden, inputs.get("attention_mask"))
+            return self.encoder(**inputs, **extra), inputs
+
+    def forward(self, labels: torch.Tensor | None = None, **inputs) -> dict:
+        shape = inputs["input_ids"].shape
+        outputs, inputs = self.encode(**inputs)
+        logits = self.head(outputs.last_hidden_state, inputs.get("attention_mask"))
         if len(shape) == 3:
             logits = logits.view(shape[0], shape[1])
         out = {"logits": logits}
@@ -150,14 +261,41 @@ class ModularModel(nn.Module):
         (0 = the embedding output), as XTREME does for BUCC and Tatoeba."""
         from ..heads import pool
 
-        inputs = {k: v for k, v in inputs.items() if k in self._input_names}
-        with self.autocast():
-            states = self.encoder(**inputs, output_hidden_states=True).hidden_states
-        return pool(states[layer].float(), inputs["attention_mask"], "mean")
+        outputs, inputs = self.encode(**inputs, output_hidden_states=True)
+        return pool(outputs.hidden_states[layer].float(), inputs["attention_mask"], "mean")
+
+    @torch.no_grad()
+    def fusion_weights(self, batches=None) -> dict[str, torch.Tensor]:
+        """Per fusion site, the average weight each fused module receives: AdapterFusion's
+        attention averaged over the non-padding tokens of `batches`; for LoRA the learned
+        (input-independent) combination weights."""
+        if self.fusion is None:
+            raise AdapterxlError("this model has no fusion")
+        if self.fusion.engine == "peft":
+            return dict(zip(self.lora_fusion.site_names, self.lora_fusion.weights()))
+        if batches is None:
+            raise AdapterxlError("AdapterFusion's attention depends on the input: give data")
+        sums, count = {}, 0.0
+        for batch in batches:
+            outputs, inputs = self.encode(**batch, output_adapter_fusion_attentions=True)
+            mask = inputs["attention_mask"].float().cpu()
+            for site, att in _adapters.fusion_attentions(outputs).items():
+                att = torch.as_tensor(att).float()
+                sums[site] = sums.get(site, 0) + (att * mask.unsqueeze(-1)).sum((0, 1))
+            count += float(mask.sum())
+        return {site: s / count for site, s in sums.items()}
 
     @property
     def num_layers(self) -> int:
         return self.encoder.config.num_hidden_layers
+
+
+def _check_supported(model_type: str, method: str) -> None:
+    """Refuse a method the architecture cannot run, before anything is built or trained."""
+    from ..architectures import check_supported
+
+    check_supported(model_type, method if method == "fusion" else
+                    (get_method(method).library_id or method))
 
 
 def _neutral(name: str, slot: str) -> str:

@@ -5,6 +5,11 @@ modules it is stacked on, so a module is self-contained and can be moved or shar
     <module>/module.safetensors   module weights, engine-neutral keys
     <module>/head.safetensors     task head
     <module>/stack/00-<name>/     lower modules, bottom first (flattened: no nested stack/)
+    <module>/fused/00-<name>/     a fusion's members (module.safetensors then holds the
+                                  fusion's own weights)
+
+A multi-task module has one head per task: manifest `heads` {task: config}, and
+head.safetensors keys `<task>.<param>`; a single-task module's keys are unprefixed.
 """
 from __future__ import annotations
 
@@ -24,6 +29,7 @@ MANIFEST = "manifest.json"
 WEIGHTS = "module.safetensors"
 HEAD = "head.safetensors"
 STACK = "stack"
+FUSED = "fused"
 
 
 def sha256(path: Path) -> str:
@@ -52,8 +58,25 @@ class ModuleDir:
         return self.manifest["method"]["config"]
 
     @property
+    def kind(self) -> str:
+        return self.manifest.get("kind", "module")
+
+    @property
+    def role(self) -> str:
+        """"language" for language modules (MAD-X), else "task"."""
+        return self.manifest.get("role", "task")
+
+    @property
     def head_config(self) -> dict:
         return self.manifest["head"]
+
+    @property
+    def heads(self) -> dict[str, dict]:
+        """{task: head config}; one entry unless the module is multi-task."""
+        return self.manifest.get("heads") or {self.manifest["task"]: self.manifest["head"]}
+
+    def labels_for(self, task: str) -> list:
+        return self.manifest.get("task_labels", {}).get(task, self.manifest.get("labels", []))
 
     def _tensors(self, filename: str) -> dict[str, torch.Tensor]:
         from safetensors import SafetensorError
@@ -78,14 +101,21 @@ class ModuleDir:
     def head_weights(self) -> dict[str, torch.Tensor]:
         return self._tensors(HEAD)
 
+    def _copies(self, key: str, folder: str, what: str) -> list["ModuleDir"]:
+        entries = self.manifest.get(key, [])
+        dirs = sorted((self.path / folder).iterdir()) if (self.path / folder).is_dir() else []
+        if len(dirs) != len(entries):
+            raise AdapterxlError(f"module {self.path}: manifest lists {len(entries)} {what} "
+                                 f"modules but {folder}/ holds {len(dirs)}")
+        return [open_module(d) for d in dirs]
+
     def lower(self) -> list["ModuleDir"]:
         """The modules this one is stacked on, bottom first."""
-        entries = self.manifest.get("stack", [])
-        dirs = sorted((self.path / STACK).iterdir()) if (self.path / STACK).is_dir() else []
-        if len(dirs) != len(entries):
-            raise AdapterxlError(f"module {self.path}: manifest lists {len(entries)} lower "
-                                 f"modules but {STACK}/ holds {len(dirs)}")
-        return [open_module(d) for d in dirs]
+        return self._copies("stack", STACK, "lower")
+
+    def fused(self) -> list["ModuleDir"]:
+        """A fusion's members (empty for a plain module)."""
+        return self._copies("fused", FUSED, "fused")
 
     def chain(self) -> list["ModuleDir"]:
         """This module with everything beneath it, bottom first."""
@@ -113,9 +143,22 @@ def open_module(path) -> ModuleDir:
     return ModuleDir(path, manifest)
 
 
+def _copy(mod: ModuleDir, dest: Path) -> dict:
+    dest.mkdir(parents=True)
+    for filename in (MANIFEST, WEIGHTS, HEAD):
+        shutil.copy2(mod.path / filename, dest / filename)
+    # Copies are flattened: their own lower modules are the copies before them, so
+    # `stack` (the physical list) is emptied; `stacked_on` keeps the provenance.
+    _io.write_json(dest / MANIFEST, dict(mod.manifest, stack=[]))
+    return {"name": mod.name, "task": mod.manifest["task"], "method": mod.method,
+            "role": mod.role, "sha256": mod.manifest.get("files", {}).get(WEIGHTS)}
+
+
 def save_module(path, manifest: dict, weights: dict[str, torch.Tensor],
-                head_weights: dict[str, torch.Tensor], lower: list[ModuleDir]) -> ModuleDir:
-    """Write a module directory atomically (a previous module at `path` survives a crash)."""
+                head_weights: dict[str, torch.Tensor], lower: list[ModuleDir],
+                fused: list[ModuleDir] = ()) -> ModuleDir:
+    """Write a module directory atomically (a previous module at `path` survives a crash).
+    `lower`: the modules beneath, bottom first; `fused`: a fusion's members."""
     from safetensors.torch import save_file
 
     path = Path(path)
@@ -124,20 +167,14 @@ def save_module(path, manifest: dict, weights: dict[str, torch.Tensor],
         staged = _io.staging_dir(path)
         save_file(weights, staged / WEIGHTS)
         save_file(head_weights, staged / HEAD)
-        stack = []
-        for i, mod in enumerate(lower):
-            dest = staged / STACK / f"{i:02d}-{mod.name}"
-            dest.mkdir(parents=True)
-            for filename in (MANIFEST, WEIGHTS, HEAD):
-                shutil.copy2(mod.path / filename, dest / filename)
-            # Copies are flattened: their own lower modules are the copies before them, so
-            # `stack` (the physical list) is emptied; `stacked_on` keeps the provenance.
-            copied = dict(mod.manifest, stack=[])
-            _io.write_json(dest / MANIFEST, copied)
-            stack.append({"name": mod.name, "task": mod.manifest["task"], "method": mod.method,
-                          "sha256": mod.manifest.get("files", {}).get(WEIGHTS)})
+        stack = [_copy(mod, staged / STACK / f"{i:02d}-{mod.name}")
+                 for i, mod in enumerate(lower)]
+        members = [_copy(mod, staged / FUSED / f"{i:02d}-{mod.name}")
+                   for i, mod in enumerate(fused)]
         manifest = dict(manifest, format_version=FORMAT_VERSION, stack=stack, stacked_on=stack,
                         files={f: sha256(staged / f) for f in (WEIGHTS, HEAD)})
+        if members:
+            manifest["fused"] = members
         _io.write_json(staged / MANIFEST, manifest)
         _io.replace_dir(staged, path)
     except BaseException as e:

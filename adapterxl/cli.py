@@ -62,19 +62,43 @@ def _csv(value: str | None) -> list[str]:
     return [x for x in (value or "").split(",") if x]
 
 
-def train_options(default_output: str):
-    """Flags shared by train-intermediate and train-target; each is a TrainConfig field."""
-    options = [
-        click.option("--task", required=True, help="Task name (see `adapterxl tasks`)."),
+METHOD_NAMES = ["seq_bn", "double_seq_bn", "par_bn", "compacter", "prefix", "lora", "dora",
+                "ia3", "seq_bn_inv"]
+
+
+def train_options(default_output: str, language: bool = False):
+    """Flags shared by the train-* commands; each is a TrainConfig field."""
+    task_options = [] if language else [
+        click.option("--task", required=True,
+                     help="Task name (see `adapterxl tasks`); a comma list trains one shared "
+                          "module with a head per task (multi-task)."),
+        click.option("--sampling", type=click.Choice(["proportional", "temperature",
+                                                      "uniform"]),
+                     default="proportional", show_default=True,
+                     help="Multi-task: how often each task's batches come."),
+        click.option("--sampling-temperature", type=float, default=None,
+                     help="With --sampling temperature: p ∝ size^(1/T) [default: 2]."),
+        click.option("--stack", default=None, metavar="DIR[,DIR]",
+                     help="Modules to stack beneath the new one (frozen, bottom first)."),
+        click.option("--fuse", default=None, metavar="DIR,DIR[,...]",
+                     help="Train a fusion of these modules (and a head) instead of a new "
+                          "module: AdapterFusion for bottleneck modules, a learned weighted "
+                          "combination for LoRA modules."),
+        click.option("--lang-module", default=None, metavar="DIR",
+                     help="A language module (train-language) to put first in the stack."),
+    ]
+    options = task_options + [
         click.option("--output", "-o", default=None,
                      help=f"Module directory to write [default: {default_output}]."),
         click.option("--model", default="xlm-roberta-large", show_default=True,
-                     help="Backbone: HF id, local path, or builtin:tiny-xlmr."),
-        click.option("--method", default="seq_bn", show_default=True, help="seq_bn or lora."),
+                     help="Backbone: HF id, local path, or builtin:tiny-<arch> (xlmr, xlmr-xl, "
+                          "mt5, deberta, bert, llama, qwen2)."),
+        click.option("--method", type=click.Choice(METHOD_NAMES),
+                     default="seq_bn_inv" if language else "seq_bn", show_default=True,
+                     help="What the module is (see `adapterxl methods`)."),
         click.option("--method-config", multiple=True, metavar="KEY=VALUE",
-                     help="Override a method setting, e.g. reduction_factor=8 or r=16."),
-        click.option("--stack", default=None, metavar="DIR[,DIR]",
-                     help="Modules to stack beneath the new one (frozen, bottom first)."),
+                     help="Override a method setting, e.g. reduction_factor=8, r=16, "
+                          "matrices=q,k,v, dropout=0.1."),
         click.option("--init-from", default=None, metavar="DIR",
                      help="Continue training this module's weights on the new task."),
         click.option("--data", default="hf", show_default=True,
@@ -113,8 +137,10 @@ def train_options(default_output: str):
 def _train(kw, default_output):
     from .train import TrainConfig, train_module
 
-    kw["output"] = kw["output"] or default_output.format(task=kw["task"])
-    kw["stack"] = _csv(kw["stack"])
+    kw["output"] = kw["output"] or default_output.format(
+        task=kw["task"].replace(",", "+"), language=kw.get("language"))
+    kw["stack"] = _csv(kw.get("stack"))
+    kw["fuse"] = _csv(kw.get("fuse"))
     kw["method_config"] = _key_values(kw["method_config"])
     result = train_module(TrainConfig(**kw))
     click.echo(f"module saved to {result['module']} (dev {result['metric']} {result['dev']:.4f} "
@@ -135,6 +161,19 @@ def train_target(**kw):
     """Phase 3: train a target-task module, stacked on (--stack) or continuing (--init-from)
     intermediate modules."""
     _train(kw, "runs/{task}")
+
+
+@main.command("train-language")
+@click.option("--language", required=True, help="ISO code of the language, e.g. sw.")
+@click.option("--text", default=None, metavar="FILE", help="Raw text, one passage per line.")
+@click.option("--dataset", default=None, metavar="ID[:CONFIG]",
+              help="A Hub dataset with a `text` column, e.g. wikimedia/wikipedia:20231101.sw.")
+@train_options("runs/lang-{language}", language=True)
+def train_language(**kw):
+    """A language module (MAD-X): masked language modelling on raw text, by default with an
+    invertible bottleneck adapter (seq_bn_inv). Stack it first under task modules with
+    --lang-module; evaluation swaps it per language (--lang-modules)."""
+    _train({**kw, "task": "mlm"}, "runs/lang-{language}")
 
 
 @main.command("evaluate")
@@ -163,6 +202,9 @@ def train_target(**kw):
 @click.option("--max-examples", type=int, default=None, help="Per language.")
 @click.option("--layer", type=int, default=None,
               help="Retrieval: hidden layer to mean-pool [default: 14/24 of the depth].")
+@click.option("--lang-modules", default=None, metavar="DIR",
+              help="Swap the module's language module per language: DIR/lang-<code> where "
+                   "it exists, else the one it was trained with.")
 @click.option("--force", is_flag=True)
 def evaluate_cmd(task, suite, modules, retrieval_module, languages, output, **kw):
     """Zero-shot evaluation in every language; writes the XTREME submission layout."""
@@ -219,6 +261,75 @@ def tasks(role, suite, as_json):
                    f"train: {t['english_training_data'] or '-':<10} {t['source']}")
         click.echo(f"{'':<14} {len(t['languages'])} languages: {' '.join(t['languages'])}")
 
+
+
+def _floats(value: str | None) -> list[float] | None:
+    if value is None:
+        return None
+    try:
+        return [float(x) for x in value.split(",")]
+    except ValueError:
+        raise AdapterxlError(f"--weights expects numbers separated by commas, "
+                             f"got {value!r}") from None
+
+
+@main.command("merge")
+@click.option("--merge", "modules", required=True, metavar="DIR,DIR[,...]",
+              help="The modules to merge: one method, one backbone, the same lower modules.")
+@click.option("--weights", default=None, metavar="W,W[,...]",
+              help="One weight per module, used as given (not normalized) [default: 1/N each].")
+@click.option("--output", "-o", required=True, help="Module directory to write.")
+@click.option("--name", default=None, help="[default: merge-<name>+<name>...]")
+def merge_cmd(modules, weights, output, name):
+    """Merge modules into one: a weighted parameter average for bottleneck modules and IA3,
+    an exact sum of the weighted updates for LoRA (ranks concatenated). DoRA is refused."""
+    from .modules.merge import merge_modules
+
+    merged = merge_modules(_csv(modules), output, _floats(weights), name=name)
+    parts = " + ".join(f"{m['weight']:g} × {m['name']}" for m in merged.manifest["merged_from"])
+    config = merged.method_config
+    rank = f" (r={config['r']}, alpha={config['alpha']})" if "r" in config else ""
+    click.echo(f"module {merged.name} saved to {merged.path}: {parts}, {merged.method}{rank}"
+               + (f"; head of {merged.manifest['head_from']}"
+                  if merged.manifest.get("head_from") else ""))
+
+
+@main.command("inspect")
+@click.argument("module")
+@click.option("--data", default=None, help="hf or samples: data to measure AdapterFusion's "
+                                           "attention on (LoRA fusion needs none).")
+@click.option("--data-dir", default=None, help="Local files: <split>[.<lang>].jsonl|tsv.")
+@click.option("--task", default=None, help="Task of that data [default: the module's].")
+@click.option("--language", default="en", show_default=True)
+@click.option("--max-examples", type=click.IntRange(min=1), default=64, show_default=True)
+@click.option("--model", default=None, help="Backbone [default: the module's].")
+@click.option("--json", "as_json", is_flag=True)
+def inspect_cmd(module, as_json, **kw):
+    """What a module holds: its stack bottom first, fusion members, parameter counts, heads,
+    metrics, and for a fusion the weight each member gets."""
+    from .modules.inspect import format_inspection, inspect_module
+
+    result = inspect_module(module, **kw)
+    click.echo(json.dumps(result, indent=2) if as_json else format_inspection(result))
+
+
+@main.command("methods")
+@click.option("--json", "as_json", is_flag=True)
+def methods_cmd(as_json):
+    """List the methods a module can be built with: engine, default config, what it is."""
+    from .modules.methods import METHODS
+
+    rows = [{"name": m.name, "engine": m.engine, "defaults": m.defaults, "doc": m.doc,
+             "fusable": m.fusable, "lr": m.lr} for m in METHODS.values()]
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    for r in rows:
+        defaults = " ".join(f"{k}={','.join(map(str, v)) or '[]' if isinstance(v, list) else v}"
+                            for k, v in r["defaults"].items())
+        click.echo(f"{r['name']:<14} {r['engine']:<9} {r['doc']}")
+        click.echo(f"{'':<14} defaults: {defaults or '-'}; lr {r['lr']:g}"
+                   + ("" if r["fusable"] else "; cannot be fused"))
 
 if __name__ == "__main__":
     main()

@@ -181,9 +181,11 @@ def _resolve(cfg: TrainConfig):
         "batch_size": cfg.batch_size or hp.get("batch_size", 32),
         "max_length": cfg.max_length or hp.get("max_length", 256),
     }
-    below = lower + fuse + ([init_from] if init_from else [])
-    warnings = [w for task in tasks for w in (guard_warning(m.manifest["task"], task.name)
-                                              for m in below) if w]
+    below = [m for m in lower + fuse + ([init_from] if init_from else [])
+             if m.role != "language"]
+    warnings = [w for task in tasks for m in below
+                for w in (guard_warning(t, task.name) for t in m.manifest.get("tasks")
+                          or [m.manifest["task"]]) if w]
     return tasks, lower, init_from, fuse, settings, warnings
 
 

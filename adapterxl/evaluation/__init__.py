@@ -12,20 +12,57 @@ from ..errors import AdapterxlError
 QA_METRICS = ("squad", "squad_v2", "mlqa")
 
 
-def check_predictable(module, task) -> None:
+def check_predictable(module, task) -> str | None:
     """A module predicts another task only with the same format and the same labels in the same
     order (an MNLI module scores XNLI directly; a SQuAD module scores XQuAD). Retrieval reads
-    representations, so any module serves."""
+    representations, so any module serves. Returns the head that predicts it (a multi-task
+    module has one per task: the task's own, else the first that fits)."""
     if task.format == "retrieval":
-        return
+        return None
     theirs = module.manifest
-    same_labels = task.labels is None or theirs["labels"] == list(task.labels)
-    if theirs.get("format") != task.format or not same_labels:
-        labels = f", labels {','.join(theirs['labels'])}" if theirs.get("labels") else ""
-        ours = f", labels {','.join(task.labels)}" if task.labels else ""
-        raise AdapterxlError(f"module {module.path} was trained on {theirs['task']} "
-                             f"({theirs.get('format')}{labels}) and cannot predict {task.name} "
-                             f"({task.format}{ours})")
+    heads = list(module.heads)
+    formats = theirs.get("formats") or {name: theirs.get("format") for name in heads}
+    fits = [name for name in heads if formats.get(name) == task.format and (
+        task.labels is None or module.labels_for(name) == list(task.labels))]
+    if fits:
+        return task.name if task.name in fits else fits[0]
+    labels = f", labels {','.join(theirs['labels'])}" if theirs.get("labels") else ""
+    ours = f", labels {','.join(task.labels)}" if task.labels else ""
+    raise AdapterxlError(f"module {module.path} was trained on {theirs['task']} "
+                         f"({theirs.get('format')}{labels}) and cannot predict {task.name} "
+                         f"({task.format}{ours})")
+
+
+def language_swap(net, module, lang_modules: str | None):
+    """With `lang_modules`, a function lang -> which language module is active, that loads
+    DIR/lang-<code> into the model's language slot, or the source one where none exists."""
+    from ..modules import open_module
+
+    if lang_modules is None:
+        return None
+    chain = module.chain()
+    index = next((i for i, m in enumerate(chain) if m.role == "language"), None)
+    if index is None:
+        raise AdapterxlError(f"--lang-modules: module {module.path} was not trained with a "
+                             f"language module (train it with --lang-module)")
+    if not Path(lang_modules).is_dir():
+        raise AdapterxlError(f"--lang-modules: {lang_modules!r} is not a directory")
+    source, slot = chain[index], net.slots[index]
+    source_weights = source.weights()
+
+    def use(lang: str) -> str:
+        path = Path(lang_modules) / f"lang-{lang}"
+        if not path.is_dir():
+            net.load_module_state(slot, source_weights, str(source.path))
+            return f"{source.name} (source)"
+        mod = open_module(path)
+        if mod.role != "language" or mod.method != source.method or \
+                mod.method_config != source.method_config:
+            raise AdapterxlError(f"{path} does not fit in place of {source.name}: it must be "
+                                 f"a {source.method} language module with the same settings")
+        net.load_module_state(slot, mod.weights(), str(path))
+        return mod.name
+    return use
 
 
 def evaluate(task: str, module: str, languages="all", data: str = "hf", data_dir=None,
@@ -33,11 +70,12 @@ def evaluate(task: str, module: str, languages="all", data: str = "hf", data_dir
              precision: str | None = None, quantize: str = "none", batch_size: int = 64,
              max_length: int | None = None, max_examples: int | None = None,
              force: bool = False, predictions_dir: str | None = None, layer: int | None = None,
-             suite: str | None = None) -> dict:
+             suite: str | None = None, lang_modules: str | None = None) -> dict:
     """Evaluate `module` on `task` in each language (`languages`: "all", a comma list, or the
     languages of `suite`). Returns per-language metric values, their averages and the task's
     score; writes results.json under `output` (default <module>/eval) and the predictions
-    under `predictions_dir` (default: the same folder)."""
+    under `predictions_dir` (default: the same folder). With `lang_modules`, the module's
+    language module is swapped for DIR/lang-<code> in each language that has one."""
     from ..backbone import load_backbone
     from ..data.sources import available_languages, load_split
     from ..formats import get_format, predict
@@ -50,7 +88,7 @@ def evaluate(task: str, module: str, languages="all", data: str = "hf", data_dir
     fmt = get_format(task_.format)
     check_split(split)
     mod = open_module(module)
-    check_predictable(mod, task_)
+    head = check_predictable(mod, task_)
     wanted = task_.resolve_languages(languages, suite=suite)
     have = set(available_languages(task_, split, data, data_dir))
     langs = [lang for lang in wanted if lang in have]
@@ -59,8 +97,10 @@ def evaluate(task: str, module: str, languages="all", data: str = "hf", data_dir
         raise AdapterxlError(f"no {split} data for {task} in {', '.join(wanted)} "
                              f"(source: {data_dir or data})")
     backbone = load_backbone(model or mod.manifest["backbone"]["id"], precision, quantize)
-    net = load_for_inference(backbone, mod, force=force)
-    labels = mod.manifest.get("labels") or []
+    net = load_for_inference(backbone, mod, force=force, task=head)
+    labels = mod.labels_for(head) if head else []
+    swap = language_swap(net, mod, lang_modules)
+    used = {}
     max_length = max_length or task_.hyperparameters.get("max_length", 256)
     out_dir = Path(output) if output else mod.path / "eval"
     pred_dir = Path(predictions_dir) if predictions_dir else out_dir
@@ -72,6 +112,8 @@ def evaluate(task: str, module: str, languages="all", data: str = "hf", data_dir
     for lang in langs:
         rows = load_split(task_, split, lang, data=data, data_dir=data_dir,
                           max_examples=max_examples)
+        if swap is not None:
+            used[lang] = swap(lang)
         if fmt.head is None:
             dev = None
             if task_.metric == "bucc_f1" and split != "validation" and \
@@ -102,6 +144,8 @@ def evaluate(task: str, module: str, languages="all", data: str = "hf", data_dir
         "seconds": round(time.perf_counter() - start, 2),
         "predictions": str(pred_dir / task),
     }
+    if used:
+        result["language_modules"] = used
     if fmt.head is None:
         result["layer"] = layer
         if any(extra.values()):
@@ -171,6 +215,10 @@ def format_table(result: dict) -> str:
     row = "| " + " | ".join([result["task"]] + [_cell(metric, per[lang]) for lang in langs]
                             + [_cell(metric, result["average"])]) + " |"
     lines = [head, rule, row]
+    if result.get("language_modules"):
+        used = result["language_modules"]
+        lines.insert(2 + 1, "| language module | " + " | ".join(used.get(lang, "-")
+                                                                for lang in langs) + " | |")
     if result.get("skipped_languages"):
         lines.append(f"(no {result['split']} data for: {', '.join(result['skipped_languages'])})")
     if not per:

@@ -77,6 +77,13 @@ class ModularModel(nn.Module):
         if any(s.trainable for s in self.slots):
             raise AdapterxlError("only the top module of a stack can be trained")
         config = method_config(method, config)
+        if method == "compacter":
+            width = int(self.backbone.hidden_size // config["reduction_factor"])
+            if width < config["phm_dim"] or width % config["phm_dim"]:
+                raise AdapterxlError(
+                    f"compacter: the bottleneck (hidden size {self.backbone.hidden_size} / "
+                    f"reduction_factor {config['reduction_factor']} = {width}) must be a "
+                    f"multiple of phm_dim {config['phm_dim']}; choose another reduction_factor")
         slot = Slot(f"{SLOT_PREFIX}{len(self.slots)}", method, config, trainable, fused)
         if slot.engine == "adapters":
             if self._peft is not None and not hasattr(self.encoder, "adapters_config"):
@@ -292,10 +299,12 @@ class ModularModel(nn.Module):
 
 def _check_supported(model_type: str, method: str) -> None:
     """Refuse a method the architecture cannot run, before anything is built or trained."""
-    from ..architectures import check_supported
+    from ..architectures import unsupported
 
-    check_supported(model_type, method if method == "fusion" else
-                    (get_method(method).library_id or method))
+    name = method if method == "fusion" else (get_method(method).library_id or method)
+    why = unsupported(model_type, name)
+    if why is not None:  # in the user's words: "prefix", not the library's "prefix_tuning"
+        raise AdapterxlError(why.replace(repr(name), repr(method)))
 
 
 def _neutral(name: str, slot: str) -> str:

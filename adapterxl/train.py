@@ -145,9 +145,12 @@ def _resolve(cfg: TrainConfig):
     given = [flag for flag, value in (("--stack", cfg.stack), ("--init-from", cfg.init_from),
                                       ("--fuse", cfg.fuse)) if value]
     if len(given) > 1:
-        raise AdapterxlError(f"{' and '.join(given)} cannot be combined: --init-from continues "
-                             f"a module with everything beneath it, and a fusion sits on the "
-                             f"stack its modules were trained on")
+        why = ("--init-from continues a module together with everything it was stacked on"
+               if "--init-from" in given else
+               "a fusion sits on the stack its modules were trained on")
+        raise AdapterxlError(f"{' and '.join(given)} cannot be combined: {why}")
+    if len(cfg.fuse) == 1:
+        raise AdapterxlError("--fuse needs at least two modules")
     lower = []
     for path in cfg.stack:
         lower += open_module(path).chain()

@@ -466,3 +466,44 @@ def test_failed_swap_puts_the_previous_directory_back(tmp_path, monkeypatch):
     monkeypatch.undo()
     assert (target / "f").read_text() == "old"
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["m", staged.name])
+
+
+# ---- composition ---------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def lora_module(work):
+    out = work / "qqp-lora"
+    r = cli("train-intermediate", "--task", "qqp", "--method", "lora", "-o", out, *SAMPLES)
+    assert r.exit_code == 0, r.output
+    return out
+
+
+@pytest.mark.parametrize("args,match", [
+    (lambda m, lo, w: ["--fuse", m], "--fuse needs at least two modules"),
+    (lambda m, lo, w: ["--fuse", f"{m},{lo}"], "cannot fuse bottleneck-type and LoRA-type"),
+    (lambda m, lo, w: ["--fuse", f"{m},{m}", "--stack", m], "--stack and --fuse cannot"),
+    (lambda m, lo, w: ["--lang-module", m], "is not a language module"),
+    (lambda m, lo, w: ["--method", "prefix", "--model", "builtin:tiny-qwen2"],
+     "method 'prefix' is not supported on qwen2"),
+    (lambda m, lo, w: ["--method", "compacter"], "must be a multiple of phm_dim"),
+    (lambda m, lo, w: ["--method", "lora", "--method-config", "matrices=q,z"],
+     "unknown target matrix 'z'"),
+    (lambda m, lo, w: ["--method", "ia3", "--method-config", "r=4"],
+     "unknown config key 'r' for method 'ia3'"),
+    (lambda m, lo, w: ["--sampling-temperature", "2"], "needs --sampling temperature"),
+])
+def test_bad_composition(work, module, lora_module, args, match):
+    fails("train-target", "--task", "xnli", "-o", work / "never", *SAMPLES,
+          *args(module, lora_module, work), match=match)
+    assert not (work / "never").exists()
+
+
+def test_bad_language_module_inputs(work, module):
+    fails("train-language", "--language", "xx1", "-o", work / "never", *SAMPLES,
+          match="--language must be an ISO 639 code")
+    fails("train-language", "--language", "yo", "-o", work / "never", *SAMPLES,
+          match="no bundled sample text for 'yo'")
+    fails("train-language", "--language", "sw", "--dataset", "nobody/nothing", "-o",
+          work / "never", *TINY, match="cannot load text dataset 'nobody/nothing'")
+    fails("evaluate", "--task", "xnli", "--module", module, "--data", "samples",
+          "--lang-modules", work, match="was not trained with a language module")
+    assert not (work / "never").exists()

@@ -62,10 +62,6 @@ def _csv(value: str | None) -> list[str]:
     return [x for x in (value or "").split(",") if x]
 
 
-METHOD_NAMES = ["seq_bn", "double_seq_bn", "par_bn", "compacter", "prefix", "lora", "dora",
-                "ia3", "seq_bn_inv"]
-
-
 def train_options(default_output: str, language: bool = False):
     """Flags shared by the train-* commands; each is a TrainConfig field."""
     task_options = [] if language else [
@@ -93,9 +89,10 @@ def train_options(default_output: str, language: bool = False):
         click.option("--model", default="xlm-roberta-large", show_default=True,
                      help="Backbone: HF id, local path, or builtin:tiny-<arch> (xlmr, xlmr-xl, "
                           "mt5, deberta, bert, llama, qwen2)."),
-        click.option("--method", type=click.Choice(METHOD_NAMES),
-                     default="seq_bn_inv" if language else "seq_bn", show_default=True,
-                     help="What the module is (see `adapterxl methods`)."),
+        click.option("--method", default="seq_bn_inv" if language else "seq_bn",
+                     show_default=True,
+                     help="seq_bn, double_seq_bn, par_bn, compacter, prefix, lora, dora, ia3 "
+                          "or seq_bn_inv (see `adapterxl methods`)."),
         click.option("--method-config", multiple=True, metavar="KEY=VALUE",
                      help="Override a method setting, e.g. reduction_factor=8, r=16, "
                           "matrices=q,k,v, dropout=0.1."),

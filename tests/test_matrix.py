@@ -10,16 +10,20 @@ builtin (xlm-roberta, xlm-roberta-xl, mT5 encoder, deberta-v2, bert, llama, qwen
           non-fusable one must be refused).
 
 Per case, where `architectures.unsupported` lists the combination, building the model must
-raise AdapterxlError naming the method and the architecture, before anything is injected.
-Otherwise, with every frozen module perturbed away from its (often identity) initialisation:
-the loss is finite; exactly the top slot/fusion and the head are trainable and some of them
-get a non-zero gradient; no frozen module and no backbone parameter gets one; for a stack,
-the same top module and head without the lower module give other logits; and save_module ->
-load_for_inference on a fresh backbone gives the in-memory model's eval logits exactly.
+raise AdapterxlError naming the method and the architecture, before anything is injected
+(and `train_module` refuses it before writing anything). Otherwise, with every module
+perturbed away from its (often identity or zero) initialisation: the loss is finite; exactly
+the top slot/fusion and the head are trainable, and the top gets a non-zero gradient; no
+frozen module and no backbone parameter gets one; save_module -> load_for_inference on a
+fresh backbone gives the in-memory model's eval logits bit for bit (AdapterFusion: within
+1e-5, see below), all frozen; and, for a stack, the same top module and head without the
+lower module give other logits. par_bn stacked with another bottleneck-type module is refused
+(adapters 1.3's parallel adapter restarts from the sublayer input inside a Stack, so the
+module below would be silently ignored).
 
-The full cross product runs everywhere (no reduced set): tiny builtins load in ~20 ms, so a
-case costs a few tenths of a second and the whole file stays within the CI budget on CPU.
-Each case builds its own backbones, because modules are injected into them in place.
+The full cross product runs on every architecture (no reduced set): 210 cases, ~30 s on
+2 CPU cores. Tiny builtins load in ~20 ms, so each case builds fresh backbones (modules are
+injected in place); torch runs single-threaded here (see `_one_thread`).
 """
 from __future__ import annotations
 
@@ -54,11 +58,6 @@ CONFIGS = {"compacter": {"reduction_factor": 4}, "prefix": {"prefix_length": 4,
                                                             "bottleneck_size": 32}}
 MIXED = [("seq_bn_inv", "lora"), ("seq_bn", "lora"), ("lora", "seq_bn")]
 N = 6
-# Known bug (adapters 1.3): in a Stack, ParallelAdapter.pre_forward resets the hidden states
-# to the sublayer's input, so a par_bn top discards every bottleneck module below it: the
-# lower module is silently inactive. adapterxl should refuse the combination instead.
-PAR_BN_STACK = pytest.mark.xfail(strict=True, raises=AssertionError,
-                                 reason="par_bn on top of a bottleneck module ignores it")
 LABELS = torch.tensor([i % 3 for i in range(N)])
 
 
@@ -154,8 +153,7 @@ def _cases():
         for m in METHODS:
             yield pytest.param(arch, "single", m, m, id=f"{arch}-single-{m}")
         for m in METHODS:
-            yield pytest.param(arch, "stack", m, m, id=f"{arch}-stack-{m}",
-                               marks=[PAR_BN_STACK] if m == "par_bn" else [])
+            yield pytest.param(arch, "stack", m, m, id=f"{arch}-stack-{m}")
         for lower, top in MIXED:
             yield pytest.param(arch, "stack", lower, top, id=f"{arch}-stack-{lower}-under-{top}")
         for m in METHODS:
@@ -176,6 +174,11 @@ def test_matrix(tmp_path, arch, composition, lower, top):
         bad = next(m for m in methods if unsupported(ARCHS[arch], _library_id(m)))
         assert bad in message and ARCHS[arch] in message, message
         assert not any("axl" in n for n, _ in bb.model.named_parameters())
+        return
+    if composition == "stack" and "par_bn" in (lower, top) and \
+            METHODS[lower].engine == METHODS[top].engine == "adapters":
+        with pytest.raises(AdapterxlError, match="par_bn cannot be stacked"):
+            _build(arch, composition, lower, top)
         return
     if composition == "fuse" and not METHODS[lower].fusable:
         with pytest.raises(AdapterxlError, match=f"{lower} modules cannot be fused"):
@@ -220,9 +223,15 @@ def test_matrix(tmp_path, arch, composition, lower, top):
         saved = _save(model, trainable, tmp_path / "top", "top", fused=members)
     loaded = load_for_inference(_backbone(arch), open_module(saved.path))
     got = _logits(loaded, inputs)
-    assert torch.allclose(got, expected, atol=1e-6, rtol=0), (got - expected).abs().max()
-    if not (composition == "fuse" and trainable.engine == "peft"):  # see the xfail below
-        assert not [n for n, p in loaded.named_parameters() if p.requires_grad]
+    if composition == "fuse" and trainable.engine == "adapters":
+        # AdapterFusion runs its key/value Linear on a permuted (non-contiguous) 4-D tensor,
+        # and the CPU GEMM then differs in the last bits between two models holding identical
+        # weights (state dicts torch.equal; every output before the fusion's key identical;
+        # measured up to 1.7e-6 in the logits). A lost or misplaced tensor changes far more.
+        assert torch.allclose(got, expected, atol=1e-5, rtol=0), (got - expected).abs().max()
+    else:
+        assert torch.equal(got, expected), (got - expected).abs().max()
+    assert not [n for n, p in loaded.named_parameters() if p.requires_grad]
 
     # ---- the frozen lower module is active: without it the logits differ ----
     if composition == "stack":
@@ -260,11 +269,12 @@ def test_matrix_covers_every_method_and_architecture():
             assert (arch, "fuse", m) in ids
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="a frozen LoRA fusion keeps requires_grad on its logits")
-@pytest.mark.parametrize("method", ["lora", "dora"])
-def test_loaded_lora_fusion_is_frozen(method):
-    model, fusion, _ = _build("bert", "fuse", method, "fusion")
-    model.fusion.trainable = False
-    model.freeze()
-    assert not [n for n, p in model.named_parameters() if p.requires_grad]
+def test_unsupported_method_is_refused_before_training(tmp_path):
+    from adapterxl.train import TrainConfig, train_module
+
+    cfg = TrainConfig(task="xnli", output=str(tmp_path / "out"), model="builtin:tiny-qwen2",
+                      data="samples", method="prefix", max_steps=1, batch_size=4,
+                      max_length=32)
+    with pytest.raises(AdapterxlError, match="prefix.*qwen2"):
+        train_module(cfg, progress=False)
+    assert not (tmp_path / "out").exists()

@@ -77,6 +77,16 @@ class ModularModel(nn.Module):
         if any(s.trainable for s in self.slots):
             raise AdapterxlError("only the top module of a stack can be trained")
         config = method_config(method, config)
+        below = [s.method for s in self.slots if s.engine == "adapters" and not s.fused]
+        if not fused and below and "par_bn" in below + [method] and get_method(method).engine \
+                == "adapters":
+            # adapters 1.3: inside a Stack, a parallel adapter restarts from the sublayer's
+            # input, so a par_bn module on top silently discards the modules below it (and
+            # above one, a module sees only par_bn's change): not a sequential stack.
+            raise AdapterxlError(f"par_bn cannot be stacked with other bottleneck-type modules "
+                                 f"({', '.join(below + [method])}): the adapters library's "
+                                 f"parallel adapter ignores the modules below it; use seq_bn, "
+                                 f"or LoRA on top")
         if method == "compacter":
             width = int(self.backbone.hidden_size // config["reduction_factor"])
             if width < config["phm_dim"] or width % config["phm_dim"]:
@@ -216,6 +226,8 @@ class ModularModel(nn.Module):
         trains, the heads. Engines flip requires_grad when adapters are (re)activated, so this
         runs last."""
         self.encoder.requires_grad_(False)
+        if self.lora_fusion is not None:  # lives outside the encoder
+            self.lora_fusion.requires_grad_(False)
         trainable = [s for s in self.composition if s.trainable]
         for slot in trainable:
             for p in self._slot_params(slot).values():

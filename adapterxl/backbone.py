@@ -92,14 +92,19 @@ class Backbone:
     quantize: str
     device: torch.device
     pooling: str = "first"           # the default for its classification heads
+    remote_code: bool = False        # loaded with trust_remote_code (its own model code ran)
 
     @property
     def dtype(self) -> torch.dtype:
         return DTYPES[self.precision]
 
     def describe(self) -> dict:
-        return {"id": self.id, "fingerprint": self.fingerprint, "model_type": self.model_type,
-                "hidden_size": self.hidden_size, "precision": self.precision, "quantize": self.quantize}
+        out = {"id": self.id, "fingerprint": self.fingerprint, "model_type": self.model_type,
+               "hidden_size": self.hidden_size, "precision": self.precision,
+               "quantize": self.quantize}
+        if self.remote_code:
+            out["trust_remote_code"] = True
+        return out
 
 
 def default_device() -> torch.device:
@@ -167,8 +172,9 @@ def _offline_error(model_id: str, exc: Exception) -> AdapterxlError:
 def _remote_code_error(model_id: str) -> AdapterxlError:
     return AdapterxlError(
         f"backbone {model_id!r} needs trust_remote_code: it ships its own model code (auto_map "
-        f"in its config), which adapterxl does not run; use a checkpoint of an architecture "
-        f"that transformers implements")
+        f"in its config), which adapterxl does not run unless you pass --trust-remote-code "
+        f"(that executes the checkpoint's Python files); or use a checkpoint of an "
+        f"architecture that transformers implements")
 
 
 def fingerprint(model: torch.nn.Module, config) -> str:
@@ -236,9 +242,11 @@ def _is_causal_only(model_type: str) -> bool:
 
 
 def load_backbone(model_id: str, precision: str | None = None, quantize: str = "none",
-                  device: str | torch.device | None = None) -> Backbone:
+                  device: str | torch.device | None = None,
+                  trust_remote_code: bool = False) -> Backbone:
     """Load a frozen backbone. `precision` defaults to bf16 on a bf16-capable GPU, else fp32;
-    `quantize` is none, 8bit or 4bit (bitsandbytes; embeddings stay unquantized)."""
+    `quantize` is none, 8bit or 4bit (bitsandbytes; embeddings stay unquantized).
+    `trust_remote_code` runs a checkpoint's own model code (auto_map); refused otherwise."""
     from transformers import AutoConfig, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
@@ -260,9 +268,10 @@ def load_backbone(model_id: str, precision: str | None = None, quantize: str = "
         # Checked here: transformers may accept the directory and fail later, on the weights.
         raise AdapterxlError(f"{model_id!r} is not a model checkpoint (no config.json)")
     try:
-        # Never run a checkpoint's own Python code: trust_remote_code=False, explicitly (left
-        # unset, transformers would prompt on a terminal, or silently pick its built-in class).
-        config = AutoConfig.from_pretrained(path, trust_remote_code=False)
+        # A checkpoint's own Python code runs only on request: trust_remote_code is always
+        # passed explicitly (left unset, transformers would prompt on a terminal, or silently
+        # pick its built-in class).
+        config = AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code)
     except OSError as e:
         if "does not appear to have a file named config.json" in str(e) or Path(path).exists():
             raise AdapterxlError(f"{model_id!r} is not a model checkpoint (no config.json)") from e
@@ -272,7 +281,7 @@ def load_backbone(model_id: str, precision: str | None = None, quantize: str = "
             raise _remote_code_error(model_id) from e
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise AdapterxlError(f"cannot read the config of {model_id!r}: {first}") from e
-    if getattr(config, "auto_map", None):
+    if getattr(config, "auto_map", None) and not trust_remote_code:
         # A known model_type with an auto_map: transformers would load its own class and ignore
         # the custom code, i.e. possibly another model than the checkpoint's authors meant.
         raise _remote_code_error(model_id)
@@ -286,9 +295,9 @@ def load_backbone(model_id: str, precision: str | None = None, quantize: str = "
     verbosity = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()
     try:
-        model = _model_class(config.model_type).from_pretrained(path, trust_remote_code=False,
-                                                                **kwargs)
-        tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=False)
+        model = _model_class(config.model_type).from_pretrained(
+            path, trust_remote_code=trust_remote_code, **kwargs)
+        tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
     except OSError as e:
         raise _offline_error(model_id, e) from e
     except ValueError as e:  # e.g. a tokenizer that ships its own code
@@ -309,4 +318,5 @@ def load_backbone(model_id: str, precision: str | None = None, quantize: str = "
                     fingerprint=fingerprint(model, config), model_type=config.model_type,
                     # T5 configs name it d_model; transformers aliases hidden_size to it.
                     hidden_size=config.hidden_size, precision=precision, quantize=quantize,
-                    device=device, pooling=default_pooling(model_id, config.model_type))
+                    device=device, pooling=default_pooling(model_id, config.model_type),
+                    remote_code=bool(trust_remote_code and getattr(config, "auto_map", None)))

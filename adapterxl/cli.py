@@ -115,6 +115,9 @@ def train_options(default_output: str, language: bool = False):
         click.option("--max-train-examples", type=int, default=None),
         click.option("--seed", type=int, default=42, show_default=True),
         click.option("--force", is_flag=True, help="Use modules trained on another backbone."),
+        click.option("--trust-remote-code", is_flag=True,
+                     help="Run the backbone checkpoint's own Python model code (auto_map); "
+                          "refused without this flag."),
         click.option("--checkpoint-every", type=click.IntRange(min=0), default=None,
                      metavar="N",
                      help="Checkpoint every N optimizer steps, besides every dev evaluation; "
@@ -203,6 +206,8 @@ def train_language(**kw):
               help="Swap the module's language module per language: DIR/lang-<code> where "
                    "it exists, else the one it was trained with.")
 @click.option("--force", is_flag=True)
+@click.option("--trust-remote-code", is_flag=True,
+              help="Run the backbone checkpoint's own Python model code (auto_map).")
 def evaluate_cmd(task, suite, modules, retrieval_module, languages, output, **kw):
     """Zero-shot evaluation in every language; writes the XTREME submission layout."""
     from .evaluation import evaluate, evaluate_suite, format_suite, format_table

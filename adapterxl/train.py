@@ -78,6 +78,7 @@ class TrainConfig:
     max_eval_examples: int | None = None
     seed: int = 42
     force: bool = False
+    trust_remote_code: bool = False  # run the backbone checkpoint's own model code
     # Optimizer steps between checkpoints (in `<output>.checkpoint/`), besides the one at
     # every dev evaluation. None: every 10% of the run; 0: only at evaluations.
     checkpoint_every: int | None = None
@@ -345,7 +346,8 @@ def train_module(cfg: TrainConfig, progress: bool = True, backbone: Backbone | N
     for warning in warnings:
         log(f"warning: {warning}")
     set_seed(cfg.seed)
-    backbone = backbone or load_backbone(cfg.model, cfg.precision, cfg.quantize)
+    backbone = backbone or load_backbone(cfg.model, cfg.precision, cfg.quantize,
+                                         trust_remote_code=cfg.trust_remote_code)
     data = {t.name: _load_task(cfg, t, backbone) for t in tasks}
     probabilities = task_probabilities({n: len(d.train_rows) for n, d in data.items()},
                                        cfg.sampling, cfg.sampling_temperature)

@@ -70,7 +70,8 @@ def evaluate(task: str, module: str, languages="all", data: str = "hf", data_dir
              precision: str | None = None, quantize: str = "none", batch_size: int = 64,
              max_length: int | None = None, max_examples: int | None = None,
              force: bool = False, predictions_dir: str | None = None, layer: int | None = None,
-             suite: str | None = None, lang_modules: str | None = None) -> dict:
+             suite: str | None = None, lang_modules: str | None = None,
+             trust_remote_code: bool = False) -> dict:
     """Evaluate `module` on `task` in each language (`languages`: "all", a comma list, or the
     languages of `suite`). Returns per-language metric values, their averages and the task's
     score; writes results.json under `output` (default <module>/eval) and the predictions
@@ -96,7 +97,8 @@ def evaluate(task: str, module: str, languages="all", data: str = "hf", data_dir
     if not langs:
         raise AdapterxlError(f"no {split} data for {task} in {', '.join(wanted)} "
                              f"(source: {data_dir or data})")
-    backbone = load_backbone(model or mod.manifest["backbone"]["id"], precision, quantize)
+    backbone = load_backbone(model or mod.manifest["backbone"]["id"], precision, quantize,
+                             trust_remote_code=trust_remote_code)
     net = load_for_inference(backbone, mod, force=force, task=head)
     labels = mod.labels_for(head) if head else []
     swap = language_swap(net, mod, lang_modules)

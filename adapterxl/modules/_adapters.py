@@ -15,7 +15,14 @@ def init(model: nn.Module, model_type: str) -> None:
     if not hasattr(model, "adapters_config"):
         from ..architectures import adapters_init
 
-        adapters_init(model, model_type)
+        try:
+            adapters_init(model, model_type)
+        except (AttributeError, TypeError, ValueError, KeyError) as e:
+            # e.g. a model class the library does not know (custom code of a known type)
+            raise AdapterxlError(
+                f"the adapters library cannot attach to {type(model).__name__} "
+                f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); use a "
+                f"PEFT method (lora, dora, ia3)") from e
 
 
 def add(model: nn.Module, slot: str, method: str, config: dict, model_type: str) -> None:

@@ -415,11 +415,15 @@ def test_disk_full_in_store_save_is_one_error(tmp_path, module, monkeypatch):
 
 
 # ---- custom model code ----------------------------------------------------------------------
-EVIL = "import pathlib\npathlib.Path(__file__).with_name('RAN').write_text('code ran')\n"
+# transformers runs remote code from a copy in its modules cache, so the marker is a path
+# the test chooses (not one beside __file__).
+EVIL = ("import os, pathlib\n"
+        "pathlib.Path(os.environ['AXL_RAN']).write_text('code ran')\n")
 
 
 @pytest.mark.parametrize("model_type", ["xlm-roberta", "evil-roberta"])
-def test_backbone_with_custom_code_is_refused(tmp_path, model_type):
+def test_backbone_with_custom_code_is_refused(tmp_path, model_type, monkeypatch):
+    monkeypatch.setenv("AXL_RAN", str(tmp_path / "RAN"))
     path = save_backbone(tmp_path / "custom", tiny_config(), seed=0)
     config = json.loads((path / "config.json").read_text())
     config["model_type"] = model_type
@@ -430,11 +434,12 @@ def test_backbone_with_custom_code_is_refused(tmp_path, model_type):
     (path / "modeling_evil.py").write_text(EVIL)
     fails("train-intermediate", "--task", "mnli", "--model", path, "-o", tmp_path / "out",
           "--data", "samples", "--max-steps", "2", match="trust_remote_code", also=[path])
-    assert not (path / "RAN").exists(), "custom code was executed"
+    assert not (tmp_path / "RAN").exists(), "custom code was executed"
     assert not (tmp_path / "out").exists()
 
 
-def test_load_backbone_custom_code_library_call(tmp_path):
+def test_load_backbone_custom_code_library_call(tmp_path, monkeypatch):
+    monkeypatch.setenv("AXL_RAN", str(tmp_path / "RAN"))
     from adapterxl.backbone import load_backbone
     from adapterxl.errors import AdapterxlError
 
@@ -445,7 +450,7 @@ def test_load_backbone_custom_code_library_call(tmp_path):
     (path / "modeling_evil.py").write_text(EVIL)
     with pytest.raises(AdapterxlError, match="trust_remote_code"):
         load_backbone(str(path), device="cpu")
-    assert not (path / "RAN").exists()
+    assert not (tmp_path / "RAN").exists()
 
 
 def test_failed_swap_puts_the_previous_directory_back(tmp_path, monkeypatch):
@@ -507,3 +512,63 @@ def test_bad_language_module_inputs(work, module):
     fails("evaluate", "--task", "xnli", "--module", module, "--data", "samples",
           "--lang-modules", work, match="was not trained with a language module")
     assert not (work / "never").exists()
+
+
+BENIGN_CONFIG = ("from transformers import XLMRobertaConfig\n\n\n"
+                 "class CustomConfig(XLMRobertaConfig):\n    pass\n")
+BENIGN_MODEL = ("import os\nimport pathlib\n\nfrom transformers import XLMRobertaModel\n\n"
+                "from .configuration_custom import CustomConfig\n\n"
+                "pathlib.Path(os.environ['AXL_RAN']).write_text('code ran')\n\n\n"
+                "class CustomModel(XLMRobertaModel):\n    config_class = CustomConfig\n")
+
+
+def test_trust_remote_code_is_an_explicit_opt_in(tmp_path, monkeypatch):
+    """With --trust-remote-code the checkpoint's own model class is used, and the module's
+    manifest says so; without it the same checkpoint is refused (test above)."""
+    monkeypatch.setenv("AXL_RAN", str(tmp_path / "RAN"))
+    path = save_backbone(tmp_path / "custom", tiny_config(), seed=0)
+    config = json.loads((path / "config.json").read_text())
+    config["auto_map"] = {"AutoConfig": "configuration_custom.CustomConfig",
+                          "AutoModel": "modeling_custom.CustomModel"}
+    (path / "config.json").write_text(json.dumps(config))
+    (path / "configuration_custom.py").write_text(BENIGN_CONFIG)
+    (path / "modeling_custom.py").write_text(BENIGN_MODEL)
+    fails("train-intermediate", "--task", "mnli", "--model", path, "-o", tmp_path / "no",
+          "--data", "samples", "--max-steps", "2", match="--trust-remote-code")
+    assert not (tmp_path / "RAN").exists()
+    # The adapters library knows model classes by name, so a custom class takes PEFT methods.
+    fails("train-intermediate", "--task", "mnli", "--model", path, "-o", tmp_path / "no",
+          "--data", "samples", "--max-steps", "2", "--trust-remote-code",
+          match="cannot attach to CustomModel")
+    r = cli("train-intermediate", "--task", "mnli", "--model", path, "-o", tmp_path / "out",
+            "--data", "samples", "--max-steps", "2", "--batch-size", "8", "--max-length", "32",
+            "--trust-remote-code", "--method", "lora")
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "RAN").exists(), "the custom model code did not run"
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert manifest["backbone"]["trust_remote_code"] is True
+
+
+@pytest.mark.parametrize("failure", [
+    OSError(errno.ENOSPC, "No space left on device"),
+    RuntimeError("[enforce fail at inline_container.cc:664] . PytorchStreamWriter failed "
+                 "writing file data/0: file write failed"),
+])
+def test_full_disk_while_checkpointing_is_one_line_and_keeps_the_last(tmp_path, monkeypatch,
+                                                                      failure):
+    from adapterxl import _io, checkpoint
+
+    where = tmp_path / "run.checkpoint"
+    checkpoint.save(where, {"step": 1}, {"step": 1})
+    before = (where / checkpoint.FILE).read_bytes()
+
+    def full(*args, **kwargs):
+        raise failure
+    monkeypatch.setattr(torch, "save", full)
+    with pytest.raises(_io.WriteError, match="cannot write a checkpoint to .*the previous "
+                                             "checkpoint is unchanged") as err:
+        checkpoint.save(where, {"step": 2}, {"step": 2})
+    assert "\n" not in str(err.value)
+    assert (where / checkpoint.FILE).read_bytes() == before
+    # No temporary file left behind.
+    assert sorted(p.name for p in where.iterdir()) == sorted([checkpoint.FILE, checkpoint.INFO])

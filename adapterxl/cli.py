@@ -333,5 +333,16 @@ def methods_cmd(as_json):
         click.echo(f"{'':<14} defaults: {defaults or '-'}; lr {r['lr']:g}"
                    + ("" if r["fusable"] else "; cannot be fused"))
 
+def _register_commands() -> None:
+    # Command families that live in their own files add themselves to `main` here (a function
+    # call, not an import side effect, so `python -m adapterxl.cli` gets them too).
+    from . import cli_experiments, cli_hub
+
+    cli_hub.register(main)
+    cli_experiments.register(main)
+
+
+_register_commands()
+
 if __name__ == "__main__":
     main()

@@ -29,6 +29,7 @@ from .errors import AdapterxlError
 from .evaluation import metrics
 from .formats import Format, get_format, predict
 from .heads import head_config
+from . import memory
 from .modules import (Fusion, assemble, common_lower, get_method, method_config, open_module,
                       save_module)
 from .data.mixture import TaskStream, task_probabilities
@@ -362,21 +363,26 @@ def train_module(cfg: TrainConfig, progress: bool = True, backbone: Backbone | N
 
     accelerator = Accelerator(device_placement=False, cpu=backbone.device.type == "cpu")
     processes = accelerator.num_processes
-    micro = cfg.micro_batch_size or hp["batch_size"]
-    if processes > 1 and not cfg.micro_batch_size:
-        micro = hp["batch_size"] // processes  # --batch-size stays the effective batch
-    per_step = micro * processes
-    if hp["batch_size"] % per_step:
-        raise AdapterxlError(f"batch size {hp['batch_size']} is not a multiple of micro-batch "
-                             f"{micro} x {accelerator.num_processes} processes")
-    accum = hp["batch_size"] // per_step
     tok = backbone.tokenizer
-    loaders, masking_collate = {}, None
     for name, d in data.items():
         max_length = cfg.max_length or d.task.hyperparameters.get("max_length",
                                                                   hp["max_length"])
         d.train_features = d.fmt.encode(d.train_rows, tok, max_length, True, d.task)
         d.dev_features = d.fmt.encode(d.dev_rows, tok, max_length, False, d.task)
+    micro = cfg.micro_batch_size or hp["batch_size"]
+    if processes > 1 and not cfg.micro_batch_size:
+        micro = hp["batch_size"] // processes  # --batch-size stays the effective batch
+    if not cfg.micro_batch_size and backbone.device.type == "cuda" and processes == 1:
+        micro = memory.find_micro_batch(lambda n: _try_micro_batch(model, data, tok, n, cfg.seed),
+                                 micro, hp["batch_size"], log,
+                                 f" at --max-length {hp['max_length']}")
+    per_step = micro * processes
+    if hp["batch_size"] % per_step:
+        raise AdapterxlError(f"batch size {hp['batch_size']} is not a multiple of micro-batch "
+                             f"{micro} x {accelerator.num_processes} processes")
+    accum = hp["batch_size"] // per_step
+    loaders, masking_collate = {}, None
+    for name, d in data.items():
         collate = d.fmt.collate(tok, backbone.device, True, cfg.seed)
         if getattr(collate, "generator", None) is not None:
             collate = masking_collate = _TrackMasking(collate)
@@ -464,33 +470,69 @@ def train_module(cfg: TrainConfig, progress: bool = True, backbone: Backbone | N
     model.train()
     # g: the micro-batch's index in the run's stream, over all processes. A process's k-th
     # micro-batch is its (k // accum)-th optimizer step's (k % accum)-th.
+    chunks, pending = 1, []
+
+    def backward_step() -> float:
+        """Forward and backward over the step's micro-batches, each in `chunks` pieces;
+        out of memory: start the step again in twice as many pieces (one process only)."""
+        nonlocal chunks
+        while True:
+            try:
+                for i, (name, batch) in enumerate(pending):
+                    core.use_head(name)
+                    parts = memory.split(batch, chunks)
+                    rows, loss_value = len(batch["labels"]), 0.0
+                    for j, part in enumerate(parts):
+                        part = {k: v.to(backbone.device) for k, v in part.items()}
+                        # Gradients are averaged across processes at the step's last
+                        # backward only.
+                        sync = i == len(pending) - 1 and j == len(parts) - 1
+                        with nullcontext() if sync else accelerator.no_sync(model):
+                            loss = model(**part)["loss"]
+                            diverged = not bool(torch.isfinite(loss))
+                            if processes > 1:  # all stop, or none: a lone one would deadlock
+                                diverged = bool(accelerator.reduce(torch.tensor(
+                                    float(diverged), device=accelerator.device), "max"))
+                            if diverged:
+                                raise AdapterxlError(_diverged(loss.item(), step + 1, hp["lr"],
+                                                               where, last_checkpoint))
+                            share = len(part["labels"]) / rows
+                            accelerator.backward(loss * share / accum)
+                        loss_value += loss.item() * share
+                return loss_value
+            except Exception as e:  # noqa: BLE001 - only out-of-memory errors are handled
+                if not memory.is_oom(e):
+                    raise
+                optimizer.zero_grad(set_to_none=True)
+                memory.release()
+                widest = max(len(b["labels"]) for _, b in pending)
+                if processes > 1 or chunks >= widest:
+                    raise AdapterxlError(
+                        f"out of memory at step {step + 1} with micro-batches of "
+                        f"{-(-widest // chunks)} examples; pass a smaller --micro-batch-size or "
+                        f"--max-length (then --resume from the last checkpoint)") from None
+                chunks *= 2
+                log(f"out of memory at step {step + 1}: running each micro-batch of {micro} in "
+                    f"{chunks} pieces from now on (same data, same effective batch)")
+
+    # g: the micro-batch's index in the run's stream, over all processes. A process's k-th
+    # micro-batch is its (k // accum)-th optimizer step's (k % accum)-th.
     for g, name, batch in stream.stream(position):
         last = ((g - accelerator.process_index) // processes + 1) % accum == 0
         masking = batch.pop(MASKING_STATE, masking)
-        batch = {k: v.to(backbone.device) for k, v in batch.items()}
-        core.use_head(name)
-        # Gradients are averaged across processes at an optimizer step's last micro-batch
-        # only.
-        with nullcontext() if last else accelerator.no_sync(model):
-            loss = model(**batch)["loss"]
-            diverged = not bool(torch.isfinite(loss))
-            if processes > 1:  # all processes stop, or none: a lone one would deadlock
-                diverged = bool(accelerator.reduce(
-                    torch.tensor(float(diverged), device=accelerator.device), "max"))
-            if diverged:
-                raise AdapterxlError(_diverged(loss.item(), step + 1, hp["lr"], where,
-                                               last_checkpoint))
-            accelerator.backward(loss / accum)
+        pending.append((name, batch))
         tokens += int(batch["attention_mask"].sum())
         seen += len(batch["labels"])
         if not last:
             continue
+        loss_value = backward_step()
+        pending = []
         accelerator.clip_grad_norm_(params, 1.0)
         optimizer.step()
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)
         step += 1
-        running = loss.item() if running is None else 0.9 * running + 0.1 * loss.item()
+        running = loss_value if running is None else 0.9 * running + 0.1 * loss_value
         bar.update(1)
         bar.set_postfix(loss=f"{running:.4f}", best=f"{max(best['metric'], 0):.3f}")
         if step in eval_at:
@@ -528,6 +570,7 @@ def train_module(cfg: TrainConfig, progress: bool = True, backbone: Backbone | N
         "train_seconds": round(seconds, 2), "tokens": tokens,
         "tokens_per_second": round(tokens / seconds, 1), "history": history,
         "trainable_parameters": sum(p.numel() for p in params),
+        "micro_batch_size": micro, "micro_batch_chunks": chunks,
     }
     if multi:
         result["sampling"] = {"strategy": cfg.sampling, "temperature": cfg.sampling_temperature,
@@ -543,6 +586,26 @@ def train_module(cfg: TrainConfig, progress: bool = True, backbone: Backbone | N
         checkpoint.remove(where)  # the module is safely saved: nothing left to resume
     accelerator.wait_for_everyone()
     return result
+
+
+def _try_micro_batch(model, data: dict, tok, n: int, seed: int) -> None:
+    """A forward and backward pass on the n longest training examples of every task (the
+    worst case for memory); gradients are discarded."""
+    from .data.preprocess import Collator, length
+
+    try:
+        model.train()
+        for name, d in data.items():
+            longest = sorted(d.train_features, key=length, reverse=True)[:n]
+            # A collator of its own: MLM masking must not advance the run's generator.
+            collate = d.fmt.collate(tok, model.backbone.device, True, seed) or Collator(
+                tok.pad_token_id, 8)
+            batch = {k: v.to(model.backbone.device) for k, v in collate(longest).items()
+                     if not k.startswith("_")}
+            model.use_head(name)
+            model(**batch)["loss"].backward()
+    finally:
+        model.zero_grad(set_to_none=True)
 
 
 def _evaluate_dev(model, data: dict[str, _TaskData], tok, seed) -> tuple[dict, float]:

@@ -123,8 +123,12 @@ class ModuleDir:
 
 
 def open_module(path) -> ModuleDir:
-    path = Path(path)
+    spec, path = str(path), Path(path)
     if not path.is_dir():
+        from .. import hub  # lazily: hub imports this module
+
+        if hub.is_hub_id(spec):  # org/name[@revision]: pulled into the cache on first use
+            return open_module(hub.resolve_module(spec))
         raise AdapterxlError(f"module directory {str(path)!r} does not exist")
     manifest_path = path / MANIFEST
     if not manifest_path.exists():

@@ -1,0 +1,113 @@
+"""Out of GPU memory: the micro-batch finder backs off to what fits, and a run that runs out
+mid-way replays the step in smaller pieces: same data, same effective batch, same training.
+Out-of-memory errors are simulated (this machine has no GPU)."""
+import pytest
+import torch
+
+from adapterxl import memory
+from adapterxl.errors import AdapterxlError
+from adapterxl.modules import ModularModel
+from conftest import quick
+
+
+def oom_above(limit):
+    def try_batch(n):
+        if n > limit:
+            raise memory.OutOfMemory("CUDA out of memory. Tried to allocate 2.00 GiB")
+    return try_batch
+
+
+def test_finder_picks_the_largest_divisor_that_fits():
+    lines = []
+    assert memory.find_micro_batch(oom_above(8), 32, 32, lines.append) == 8
+    assert lines == ["micro-batch finder: 8 fits (32, 16 ran out of memory); gradients "
+                     "accumulate to the batch of 32"]
+    # Candidates halve and must divide the effective batch: 24 -> 12 -> 6 -> 3 -> 1.
+    assert memory.candidates(24, 24) == [24, 12, 6, 3, 1]
+    assert memory.find_micro_batch(oom_above(5), 24, 24) == 3
+    assert memory.find_micro_batch(oom_above(100), 16, 32) == 16  # fits at once: no log
+
+
+def test_finder_says_what_to_do_when_nothing_fits():
+    with pytest.raises(AdapterxlError, match="out of memory even with a micro-batch of 1 at "
+                                             "--max-length 256: lower --max-length"):
+        memory.find_micro_batch(oom_above(0), 8, 8, what=" at --max-length 256")
+
+
+def test_finder_does_not_swallow_other_errors():
+    def broken(n):
+        raise ValueError("not a memory problem")
+    with pytest.raises(ValueError):
+        memory.find_micro_batch(broken, 8, 8)
+
+
+def test_split_keeps_every_row_once():
+    batch = {"input_ids": torch.arange(10).view(5, 2), "labels": torch.arange(5)}
+    parts = memory.split(batch, 4)
+    assert [len(p["labels"]) for p in parts] == [2, 1, 1, 1]
+    assert torch.equal(torch.cat([p["input_ids"] for p in parts]), batch["input_ids"])
+    assert len(memory.split(batch, 99)) == 5  # never an empty piece
+
+
+def test_out_of_memory_mid_run_backs_off_and_trains_the_same(tmp_path, monkeypatch):
+    common = dict(max_steps=6, evals=2, batch_size=16, max_eval_examples=30)
+    plain = quick("mnli", tmp_path / "plain", **common)
+    forward = ModularModel.forward
+    seen = []
+
+    def small_memory(self, labels=None, **inputs):
+        rows = inputs["input_ids"].shape[0]
+        seen.append(rows)
+        if self.training and rows > 4:  # evaluation is not training: it fits
+            raise memory.OutOfMemory("CUDA out of memory. Tried to allocate 1.00 GiB")
+        return forward(self, labels=labels, **inputs)
+    monkeypatch.setattr(ModularModel, "forward", small_memory)
+    lines = []
+    monkeypatch.setattr("tqdm.auto.tqdm.write", lambda line, *a, **k: lines.append(line))
+    from adapterxl.train import TrainConfig, train_module
+
+    backed = train_module(TrainConfig(task="mnli", output=str(tmp_path / "backed"),
+                                      model="builtin:tiny-xlmr", data="samples", max_length=64,
+                                      lr=3e-3, **common), progress=True)
+    assert backed["micro_batch_chunks"] == 4 and backed["steps"] == 6
+    assert any("out of memory at step 1" in line and "in 2 pieces" in line for line in lines)
+    assert any("in 4 pieces" in line for line in lines)
+    assert max(r for r in seen if r <= 4) == 4
+    # The same examples in the same steps, the same effective batch.
+    assert backed["tokens"] == plain["tokens"] and backed["epochs_seen"] == plain["epochs_seen"]
+
+
+def test_pieces_weighted_by_their_share_give_the_micro_batch_gradient(tiny):
+    """What the back-off relies on: the gradient of a micro-batch equals the sum over its
+    pieces of (piece loss x piece rows / micro-batch rows), for mean-reduced losses."""
+    from adapterxl.heads import head_config
+    from adapterxl.modules import assemble
+    from conftest import batch
+
+    model, _ = assemble(tiny, [], method="seq_bn", head=head_config("classification", 64, 3))
+    model.eval()  # no dropout: the comparison is exact up to float rounding
+    inputs = dict(batch(tiny, n=6), labels=torch.tensor([0, 1, 2, 0, 1, 2]))
+
+    def gradient(pieces):
+        model.zero_grad()
+        for part in memory.split(inputs, pieces):
+            share = len(part["labels"]) / len(inputs["labels"])
+            (model(**part)["loss"] * share).backward()
+        return {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+
+    whole, split4 = gradient(1), gradient(4)
+    assert whole.keys() == split4.keys() and whole
+    for name in whole:
+        assert torch.allclose(whole[name], split4[name], atol=1e-6), name
+
+
+def test_out_of_memory_with_one_example_per_piece_is_one_clear_line(tmp_path, monkeypatch):
+    def no_memory(self, labels=None, **inputs):
+        if self.training:
+            raise memory.OutOfMemory("CUDA out of memory.")
+        raise AssertionError("not reached")
+    monkeypatch.setattr(ModularModel, "forward", no_memory)
+    with pytest.raises(AdapterxlError, match="out of memory at step 1 with micro-batches of 1 "
+                                             "examples; pass a smaller --micro-batch-size"):
+        quick("mnli", tmp_path / "x", max_steps=2, batch_size=4)
+    assert not (tmp_path / "x").exists()

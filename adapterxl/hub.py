@@ -206,6 +206,9 @@ def pull(spec: str, registry: str | os.PathLike | None = None) -> Path:
     where = _where(repo_id, revision)
     target = cache_dir(repo_id, revision)
     retry = f"retry with `adapterxl pull {where}`"
+    if source != "hf" and not _registry_dir(source, repo_id, revision).is_dir():
+        raise AdapterxlError(f"module {where} is not in the registry {source} (no folder "
+                             f"{_registry_dir(source, repo_id, revision)})")
     staged = _io.staging_dir(target)
     try:
         if source == "hf":
@@ -222,9 +225,6 @@ def pull(spec: str, registry: str | os.PathLike | None = None) -> Path:
             what = f"pulled module {where}"
         else:
             src = _registry_dir(source, repo_id, revision)
-            if not src.is_dir():
-                raise AdapterxlError(f"module {where} is not in the registry {source} (no "
-                                     f"folder {src})")
             what = f"module {where} in the registry {source}"
             _copy_matching(src, staged, PULL_PATTERNS, what)
         try:

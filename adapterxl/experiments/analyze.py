@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import AdapterxlError
-from .report import BASELINE, done_cells, load_run
+from .report import BASELINE, done_cells, gains, load_run
 
 # ----------------------------------------------------------------------------- measures
 
@@ -80,7 +80,7 @@ def _intermediate_module(cell: dict, store: dict):
     the module it continued (init_from), else the run's module of that task."""
     from ..modules import open_module
 
-    target = open_module(cell["module"])
+    target = open_module(_path(store, cell["module"]))
     if cell["composition"] == "fuse":
         return None, "fusion: several intermediate modules"
     lower = [m for m in target.lower() if m.role != "language"]
@@ -91,12 +91,26 @@ def _intermediate_module(cell: dict, store: dict):
         return open_module(init["path"]), None
     name = cell["intermediate"].split(">")[-1]
     for row in store.get("modules") or []:
-        if row.get("task") in (cell["intermediate"], name) and row.get("role") != "target" \
-                and row.get("path") and Path(row["path"]).is_dir():
-            mod = open_module(row["path"])
-            if mod.manifest["backbone"]["id"] == cell["backbone"]:
-                return mod, None
+        path = _path(store, row.get("path"))
+        if path is None or row.get("role") == "target" or \
+                cell["intermediate"] not in (row.get("label"), row.get("task")) and \
+                name != row.get("task"):
+            continue
+        mod = open_module(path)
+        if row.get("backbone", cell["backbone"]) == cell["backbone"] and \
+                row.get("method", cell["method"]) == cell["method"]:
+            return mod, None
     return None, "intermediate module not found"
+
+
+def _path(store: dict, path) -> Path | None:
+    """A module directory recorded in the store: absolute, or relative to the run."""
+    if not path:
+        return None
+    for candidate in (Path(path), Path(store["dir"]) / path):
+        if candidate.is_dir():
+            return candidate
+    return None
 
 
 def _probe_rows(task, source: dict, max_examples: int):
@@ -180,7 +194,7 @@ class _Representations:
 def similarity(run_dir, probe_task: str | None = None, max_examples: int = 64) -> dict:
     """Task similarity of each (intermediate, target) pair of a run by representation (linear
     CKA) and module weights (cosine), and Spearman's rho of each with the transfer gain
-    (cell score − the no-intermediate baseline's score, means over seeds).
+    (the report's gain: cell score − the no-intermediate baseline's, mean over seeds).
     Returns {"pairs": [...], "correlations": {measure: {"spearman", "pairs"}}, "skipped": [...],
     "probe_task", "max_examples"}."""
     from ..modules import open_module
@@ -190,7 +204,7 @@ def similarity(run_dir, probe_task: str | None = None, max_examples: int = 64) -
         get_task(probe_task)
     if max_examples < 2:
         raise AdapterxlError("--max-examples must be at least 2 (CKA compares examples)")
-    store = load_run(run_dir)
+    store = {**load_run(run_dir), "dir": str(run_dir)}
     cells = done_cells(store)
     base: dict = defaultdict(list)
     for c in cells:
@@ -204,6 +218,8 @@ def similarity(run_dir, probe_task: str | None = None, max_examples: int = 64) -
     if not groups:
         raise AdapterxlError(f"{run_dir}: no finished cell with an intermediate task: nothing "
                              f"to compare")
+    gain_of = {(g["backbone"], g["method"], g["target"], g["intermediate"], g["composition"]): g
+               for g in gains(store)[0]}
     reps = _Representations(max_examples)
     pairs, skipped = [], []
     for key in sorted(groups):
@@ -215,7 +231,7 @@ def similarity(run_dir, probe_task: str | None = None, max_examples: int = 64) -
             skipped.append(f"{label}: no baseline, no gain")
             continue
         cell = group[0]
-        if not cell.get("module") or not Path(cell["module"]).is_dir():
+        if _path(store, cell.get("module")) is None:
             skipped.append(f"{label}: module directory {cell.get('module')!r} is missing")
             continue
         inter, why = _intermediate_module(cell, store)
@@ -223,15 +239,13 @@ def similarity(run_dir, probe_task: str | None = None, max_examples: int = 64) -
             skipped.append(f"{label}: {why}")
             continue
         ref = sorted(baseline, key=lambda c: c["seed"])[0]
-        own = open_module(ref["module"]) if ref.get("module") and Path(ref["module"]).is_dir() \
-            else open_module(cell["module"])
+        own = open_module(_path(store, ref.get("module")) or _path(store, cell["module"]))
         probe = probe_task or target
-        source = open_module(cell["module"]).manifest.get("data") or {}
+        source = open_module(_path(store, cell["module"])).manifest.get("data") or {}
         if "source" not in source:  # a multi-task module: {task: source}
             source = next(iter(source.values()), {}) if source else {}
         cka = linear_cka(reps(inter, probe, source), reps(own, probe, source))
-        gain = statistics.fmean(c["score"] for c in group) - \
-            statistics.fmean(c["score"] for c in baseline)
+        gain = gain_of[key]["gain"]
         pairs.append({"backbone": backbone, "method": method, "target": target,
                       "intermediate": intermediate, "composition": composition,
                       "gain": gain, "cka": None if math.isnan(cka) else cka,

@@ -40,7 +40,7 @@ def _safe(text: str) -> str:
 class ModuleCache:
     def __init__(self, root=None, heartbeat: float = 30.0, stale_after: float = 600.0,
                  poll: float = 2.0, echo=print):
-        self.root = Path(root).expanduser() if root else default_root()
+        self.root = (Path(root).expanduser() if root else default_root()).resolve()
         self.heartbeat = heartbeat
         self.stale_after = stale_after
         self.poll = poll

@@ -140,10 +140,19 @@ class _Where:
         self.overridden = overridden
 
     def error(self, path: str, message: str) -> AdapterxlError:
-        by = next((f"{k}={v}" for k, v in self.overridden.items()
-                   if path == k or path.startswith(k + ".") or path.startswith(k + "[")), None)
+        def related(k):
+            return any(p == q or p.startswith(q + ".") or p.startswith(q + "[")
+                       or q.startswith(p + ".")
+                       for p in (path, _bare(path)) for q in (k, _bare(k)))
+
+        by = next((f"{k}={v}" for k, v in self.overridden.items() if related(k)), None)
         note = f" (from the override {by})" if by else ""
         return AdapterxlError(f"recipe {self.source}: {path}{note}: {message}")
+
+
+def _bare(path: str) -> str:
+    """A path without list indices: grid[0].targets[2] and grid.0.targets -> grid.targets."""
+    return re.sub(r"\.\d+(?=\.|$)", "", re.sub(r"\[\d+\]", "", path))
 
 
 def _did_you_mean(name, known) -> str:
@@ -267,7 +276,6 @@ def parse_recipe(text: str, overrides=(), source: str = "<string>",
 
 
 def _validate(raw: dict, w: _Where, text: str, overrides: tuple, default_name: str) -> Recipe:
-    from ..data.sources import source_kind  # noqa: F401  (imports stay light: no torch)
     from ..formats import get_format
     from ..modules import get_method
     from ..tasks import SUITES, catalog

@@ -39,13 +39,15 @@ _CELL_COLUMNS = ("id", "backbone", "method", "intermediate", "composition", "tar
 
 def load_run(run_dir) -> dict:
     """The store of a run as plain Python: {"run": {key: value}, "cells": [dict],
-    "metrics": [dict], "modules": [dict]}. Opened read-only."""
+    "metrics": [dict], "modules": [dict]} (only read; columns the runner adds come along)."""
     path = Path(run_dir) / STORE
     if not path.is_file():
         raise AdapterxlError(f"{run_dir}: no {STORE} (is this a run directory written by "
                              f"`adapterxl run`?)")
     try:
-        con = sqlite3.connect(f"file:{path.resolve()}?mode=ro", uri=True)
+        # Not mode=ro: the runner's store is in WAL mode, which a read-only connection cannot
+        # always open; we only SELECT.
+        con = sqlite3.connect(str(path), timeout=60)
     except sqlite3.Error as e:
         raise AdapterxlError(f"{path}: cannot open the store ({e})") from e
     con.row_factory = sqlite3.Row
@@ -85,7 +87,10 @@ def mean_std(values) -> tuple[float, float | None]:
 def _pts(value, digits: int = 1, sign: bool = False) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "–"
-    return f"{100 * value:+.{digits}f}" if sign else f"{100 * value:.{digits}f}"
+    value = 100 * value + 0.0  # no "-0.0"
+    if round(value, digits) == 0:
+        value = 0.0
+    return f"{value:+.{digits}f}" if sign else f"{value:.{digits}f}"
 
 
 def _pm(mean: float, std: float | None, sign: bool = False) -> str:
@@ -177,18 +182,21 @@ def suite_scores(store: dict) -> tuple[list[dict], list[str]]:
     rows, notes = [], []
     for suite in ("xtreme", "xtreme-r"):
         names = [t.name for t in suite_tasks(suite)]
+        partial = []
         for config in sorted(scores):
             have = {t: statistics.fmean(v) for t, v in scores[config].items() if t in names}
-            if not have:
-                continue
-            label = f"{config[0]} / {config[1]} / {_label(config[2], config[3])}"
             if len(have) == len(names):
                 rows.append({"suite": suite, "backbone": config[0], "method": config[1],
                              "intermediate": config[2], "composition": config[3],
                              "score": suite_score(have), "tasks": have})
-            else:
-                notes.append(f"{suite.upper()} incomplete for {label}: {len(have)}/{len(names)} "
-                             f"tasks (missing {', '.join(t for t in names if t not in have)})")
+            elif have:
+                partial.append((len(have), config, [t for t in names if t not in have]))
+        if partial:
+            n, config, missing = max(partial, key=lambda p: p[0])
+            notes.append(f"{suite.upper()} incomplete for {len(partial)} configuration(s) "
+                         f"(at most {n}/{len(names)} tasks, e.g. {config[0]} / {config[1]} / "
+                         f"{_label(config[2], config[3])} lacks {', '.join(missing)}): no "
+                         f"benchmark score for them")
     return rows, notes
 
 
@@ -248,7 +256,7 @@ def cost_table(store: dict) -> str:
         total["seconds"] += sec or 0
         total["tokens"] += c.get("tokens") or 0
     lines = _table(["cell", "backbone", "method", "intermediate", "target", "seed", "status",
-                    "device s", "GPU-h", "tokens", "parameters", "peak MiB"], rows)
+                    "device s", "GPU-h", "tokens", "trainable params", "peak MiB"], rows)
     lines.append(f"| **total** | | | | | | | {total['seconds']:.1f} | "
                  f"{total['seconds'] / 3600:.4f} | {int(total['tokens']):,} | | |")
     mods = store.get("modules") or []
@@ -286,13 +294,12 @@ def _figure(width: float, height: float):
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(width, height), dpi=110)
+    fig = Figure(figsize=(width, height), dpi=110, layout="constrained")
     FigureCanvasAgg(fig)
     return fig
 
 
 def _save(fig, path: Path) -> str:
-    fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, format="png")
     return str(path)
@@ -304,6 +311,7 @@ def _slug(*parts) -> str:
 
 
 def plot_gain_heatmap(gain_rows: list[dict], backbone: str, method: str, path: Path) -> str:
+    import matplotlib
     import numpy as np
     from matplotlib.colors import TwoSlopeNorm
 
@@ -317,8 +325,7 @@ def plot_gain_heatmap(gain_rows: list[dict], backbone: str, method: str, path: P
     limit = max(float(np.nanmax(np.abs(grid))), 0.1)
     fig = _figure(1.6 + 1.1 * len(targets), 1.6 + 0.5 * len(inter))
     ax = fig.add_subplot()
-    cmap = __import__("matplotlib").colormaps["RdBu"].copy()
-    cmap.set_bad("#dddddd")
+    cmap = matplotlib.colormaps["RdBu"].with_extremes(bad="#dddddd")
     image = ax.imshow(np.ma.masked_invalid(grid), cmap=cmap, aspect="auto",
                       norm=TwoSlopeNorm(vcenter=0.0, vmin=-limit, vmax=limit))
     for i in range(len(inter)):
@@ -371,7 +378,8 @@ def plot_language_bars(store: dict, target: str, path: Path, max_series: int = 8
     ax.set_ylim(0, 100)
     ax.set_title(f"{target}: score per language by intermediate task\n{backbone}, {method} "
                  f"(mean over seeds, error bars: std)", fontsize=10)
-    ax.legend(title="intermediate", fontsize=7, title_fontsize=8, loc="upper right")
+    ax.legend(title="intermediate", fontsize=7, title_fontsize=8, loc="upper left",
+              bbox_to_anchor=(1.01, 1.0))
     return _save(fig, path)
 
 
@@ -382,7 +390,7 @@ def plot_scaling(store: dict, path: Path, max_series: int = 10) -> str:
         series[(c["target"], c["method"], c["intermediate"], c["composition"])][
             c["backbone"]].append(c)
     keys = sorted(series, key=lambda k: (-len(series[k]), k))[:max_series]
-    fig = _figure(11, 4.5)
+    fig = _figure(14, 4.8)
     axes = [fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)]
     for key in sorted(keys):
         pts = []
@@ -397,7 +405,7 @@ def plot_scaling(store: dict, path: Path, max_series: int = 10) -> str:
             xy = sorted((p[idx], p[2]) for p in pts if p[idx])
             if xy:
                 ax.plot([p[0] for p in xy], [p[1] for p in xy], marker="o", label=label)
-    axes[0].set_xlabel("parameters (as recorded per cell; log scale)")
+    axes[0].set_xlabel("trainable parameters of the cell's module (grow with backbone size; log)")
     axes[1].set_xlabel("GPU-hours per cell (device seconds / 3600; log scale)")
     for ax, what in zip(axes, ("parameters", "compute")):
         ax.set_xscale("log")
@@ -405,26 +413,26 @@ def plot_scaling(store: dict, path: Path, max_series: int = 10) -> str:
         ax.set_title(f"Scaling with {what} (one point per backbone)", fontsize=10)
         ax.grid(alpha=0.3)
     axes[1].legend(title="target · method · intermediate", fontsize=7, title_fontsize=8,
-                   loc="best")
+                   loc="upper left", bbox_to_anchor=(1.02, 1.0))
     return _save(fig, path)
 
 
 def plot_order_effects(rows: list[dict], path: Path) -> str:
     import numpy as np
 
-    fig = _figure(max(5.0, 1.2 * len(rows) + 2), 4.2)
+    fig = _figure(max(5.0, 1.0 * len(rows) + 2.5), 5.0)
     ax = fig.add_subplot()
     x = np.arange(len(rows))
     ax.bar(x - 0.2, [100 * r["ab_score"] for r in rows], 0.4,
-           yerr=[100 * (r["ab_std"] or 0) for r in rows], capsize=2, label="A>B (A first)")
+           yerr=[100 * (r["ab_std"] or 0) for r in rows], capsize=2, label="A>B (as named first)")
     ax.bar(x + 0.2, [100 * r["ba_score"] for r in rows], 0.4,
-           yerr=[100 * (r["ba_std"] or 0) for r in rows], capsize=2, label="B>A (B first)")
-    ax.set_xticks(x, [f"A>B = {r['ab']}\n→ {r['target']}\n{r['backbone']}, {r['method']}"
-                      for r in rows], fontsize=7)
+           yerr=[100 * (r["ba_std"] or 0) for r in rows], capsize=2, label="B>A (reversed)")
+    ax.set_xticks(x, [f"{r['ab']} / {r['ba']} → {r['target']}\n{r['backbone']}, {r['method']}"
+                      for r in rows], fontsize=7, rotation=30, ha="right")
     ax.set_xlabel("intermediate sequence → target (backbone, method)")
     ax.set_ylabel("target score (%)")
     ax.set_title("Order effects of intermediate-task sequences (mean over seeds)", fontsize=10)
-    ax.legend(title="order")
+    ax.legend(title="order (A>B: A trained first)", loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return _save(fig, path)
 
 

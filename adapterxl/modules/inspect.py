@@ -203,7 +203,8 @@ def format_inspection(result: dict) -> str:
         first = f"  {i}. "
         node_lines(node, first, " " * len(first))
     for task, cfg in result["heads"].items():
-        lines.append(f"head {task}: {_config_text(cfg)}")
+        text = _config_text(cfg) if cfg else "none (head-less; stack it)"
+        lines.append(f"head {task}: {text}")
     if result.get("merged_from"):
         lines.append("merged from: " + ", ".join(f"{m['name']} × {m['weight']:g}"
                                                  for m in result["merged_from"])

@@ -320,3 +320,85 @@ def load_backbone(model_id: str, precision: str | None = None, quantize: str = "
                     hidden_size=config.hidden_size, precision=precision, quantize=quantize,
                     device=device, pooling=default_pooling(model_id, config.model_type),
                     remote_code=bool(trust_remote_code and getattr(config, "auto_map", None)))
+
+
+def random_backbone(config: str | dict, precision: str = "bf16", device=None,
+                    quantize: str = "none", seed: int = 0) -> Backbone:
+    """A frozen backbone with random weights from a config (`builtin:<name>`, a config.json
+    path, a checkpoint directory or Hub id whose config is cached, or a dict with model_type),
+    for benchmarks: no weights are read. Parameters are created directly in the target dtype
+    on the target device (transformers' `dtype=` sets the default dtype during construction,
+    `torch.device(...)` the device), so a 13B model never exists in fp32. Deterministic for a
+    seed on a given device. 8bit/4bit: the 16-bit model is built on the CPU and each Linear is
+    swapped for a bitsandbytes Linear8bitLt / Linear4bit (NF4, double quantization) and moved
+    to the device one at a time (bitsandbytes quantizes on that move), excluding what
+    transformers' quantizer excludes (`_keep_in_fp32_modules`, kept in fp32); needs a GPU for
+    real speed. The tokenizer is the project's builtin one (2,000 ids): token ids index only
+    the first rows of a larger vocabulary, which makes no difference to speed or memory."""
+    from transformers import AutoConfig, XLMRobertaTokenizerFast
+
+    from .plan import _not_converted, _matches, _quiet, load_config
+
+    if precision not in PRECISIONS:
+        raise unknown("precision", precision, PRECISIONS)
+    if quantize not in QUANTIZE:
+        raise unknown("quantization", quantize, QUANTIZE)
+    if isinstance(config, dict):
+        spec = dict(config)
+        name = spec.pop("_name_or_path", None) or spec.get("model_type", "dict")
+        cfg = AutoConfig.for_model(spec.pop("model_type"), **spec)
+    else:
+        name, cfg = config, load_config(config)
+    device = torch.device(device) if device is not None else default_device()
+    tokenizer = XLMRobertaTokenizerFast(tokenizer_file=str(TOKENIZER_FILE), model_max_length=512)
+    if cfg.vocab_size < len(tokenizer):
+        raise AdapterxlError(f"random backbone {name!r}: vocabulary {cfg.vocab_size} is smaller "
+                             f"than the builtin tokenizer's {len(tokenizer)}")
+    dtype = DTYPES[precision]
+    build_on = device if quantize == "none" else torch.device("cpu")
+    cls = _model_class(cfg.model_type)
+    kwargs = {"add_pooling_layer": False} if cfg.model_type in _POOLER_KWARG else {}
+    build = cls.from_config if hasattr(cls, "from_config") else cls._from_config
+    torch.manual_seed(seed)
+    with _quiet(), torch.device(build_on):
+        model = build(cfg, dtype=dtype, **kwargs)
+    if quantize != "none":
+        import bitsandbytes as bnb
+
+        skip, keep = _not_converted(model, quantize, precision)
+        for mname, mod in list(model.named_modules()):
+            for cname, child in list(mod.named_children()):
+                full = f"{mname}.{cname}" if mname else cname
+                if not isinstance(child, torch.nn.Linear):
+                    continue
+                if _matches(full, keep):
+                    new = child.float()
+                elif _matches(full, skip):
+                    new = child
+                elif quantize == "8bit":
+                    new = bnb.nn.Linear8bitLt(child.in_features, child.out_features,
+                                              child.bias is not None, has_fp16_weights=False,
+                                              threshold=6.0, device="meta")
+                    new.weight = bnb.nn.Int8Params(child.weight.data, requires_grad=False,
+                                                   has_fp16_weights=False)
+                else:
+                    new = bnb.nn.Linear4bit(child.in_features, child.out_features,
+                                            child.bias is not None, compute_dtype=dtype,
+                                            compress_statistics=True, quant_type="nf4",
+                                            device="meta")
+                    new.weight = bnb.nn.Params4bit(child.weight.data, requires_grad=False,
+                                                   compress_statistics=True, quant_type="nf4")
+                if new is not child and child.bias is not None and new.bias is not None \
+                        and new.bias.device.type == "meta":
+                    new.bias = torch.nn.Parameter(child.bias.data, requires_grad=False)
+                setattr(mod, cname, new.to(device))
+        model.to(device)
+        model.is_quantized = True
+        setattr(model, "is_loaded_in_8bit" if quantize == "8bit" else "is_loaded_in_4bit", True)
+    model.requires_grad_(False)
+    model.eval()
+    return Backbone(model=model, tokenizer=tokenizer, id=f"random:{name}",
+                    fingerprint=fingerprint(model, cfg), model_type=cfg.model_type,
+                    hidden_size=cfg.hidden_size, precision=precision, quantize=quantize,
+                    device=device, pooling="last" if default_pooling("", cfg.model_type) == "last"
+                    else "mean")

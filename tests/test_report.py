@@ -254,7 +254,8 @@ def test_linear_cka_properties():
 def test_similarity_on_real_run(real_run):
     out = analyze.similarity(real_run, max_examples=24)
     assert len(out["pairs"]) == 8  # xnli: mnli, qqp; pawsx: mnli, qqp, paws, stsb, 2 sequences
-    gains = {(g["target"], g["intermediate"]): g["gain"] for g in report.build_report(real_run)["gains"]}
+    gains = {(g["target"], g["intermediate"]): g["gain"]
+             for g in report.build_report(real_run)["gains"]}
     for p in out["pairs"]:
         assert p["gain"] == pytest.approx(gains[(p["target"], p["intermediate"])])
     for p in out["pairs"]:

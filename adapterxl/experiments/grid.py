@@ -240,6 +240,12 @@ def _missing(recipe: Recipe, atoms) -> str | None:
         if task.local_only and not d and recipe.data != "samples":
             return (f"{atom} is local files only ({' '.join(task.local_only.split())}); set "
                     f"data_dirs.{atom}=DIR")
+        if d or recipe.data == "samples":
+            from ..data.sources import available_languages
+
+            if task.train_language not in available_languages(task, "train", recipe.data, d):
+                return (f"no {task.train_language} training data for {atom} in "
+                        f"{d or 'the bundled samples'}")
     return None
 
 

@@ -235,7 +235,7 @@ def target_tables(store: dict, gain_rows: list[dict]) -> dict[str, str]:
                         + [_pts(v) for v in values]
                         + [_pts(statistics.fmean(present)) if present else "–", _pm(score, std),
                            _pm(g["gain"], g["gain_std"], sign=True) if g else "–",
-                           ",".join(str(c["seed"]) for c in sorted(group, key=lambda c: c["seed"]))])
+                           ",".join(str(s) for s in sorted(c["seed"] for c in group))])
         head = ["backbone", "method", "intermediate"] + langs + ["avg", "score", "gain", "seeds"]
         out[target] = "\n".join(_table(head, rows))
     return out
@@ -291,8 +291,12 @@ def order_effects(store: dict) -> list[dict]:
 # ----------------------------------------------------------------------------- figures
 
 def _figure(width: float, height: float):
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ImportError as e:
+        raise AdapterxlError(f"the report's figures need matplotlib ({e}); "
+                             f"pip install matplotlib") from e
 
     fig = Figure(figsize=(width, height), dpi=110, layout="constrained")
     FigureCanvasAgg(fig)
@@ -311,9 +315,7 @@ def _slug(*parts) -> str:
 
 
 def plot_gain_heatmap(gain_rows: list[dict], backbone: str, method: str, path: Path) -> str:
-    import matplotlib
     import numpy as np
-    from matplotlib.colors import TwoSlopeNorm
 
     rows = [g for g in gain_rows if g["backbone"] == backbone and g["method"] == method]
     inter = sorted({(g["intermediate"], g["composition"]) for g in rows})
@@ -324,6 +326,9 @@ def plot_gain_heatmap(gain_rows: list[dict], backbone: str, method: str, path: P
             100 * g["gain"]
     limit = max(float(np.nanmax(np.abs(grid))), 0.1)
     fig = _figure(1.6 + 1.1 * len(targets), 1.6 + 0.5 * len(inter))
+    import matplotlib
+    from matplotlib.colors import TwoSlopeNorm
+
     ax = fig.add_subplot()
     cmap = matplotlib.colormaps["RdBu"].with_extremes(bad="#dddddd")
     image = ax.imshow(np.ma.masked_invalid(grid), cmap=cmap, aspect="auto",
@@ -493,8 +498,8 @@ def build_report(run_dir, output=None, target: str | None = None) -> dict:
                        _pts(g["baseline"]), ",".join(map(str, g["seeds"]))] for g in gain_rows])
         md.append("")
         for backbone, method in sorted({(g["backbone"], g["method"]) for g in gain_rows}):
-            figures.append(plot_gain_heatmap(gain_rows, backbone, method,
-                                             fig_dir / f"gain-heatmap-{_slug(backbone, method)}.png"))
+            name = f"gain-heatmap-{_slug(backbone, method)}.png"
+            figures.append(plot_gain_heatmap(gain_rows, backbone, method, fig_dir / name))
             md += [f"![gain heatmap {backbone} {method}]"
                    f"({Path(figures[-1]).relative_to(out).as_posix()})", ""]
     else:
@@ -558,8 +563,8 @@ def build_report(run_dir, output=None, target: str | None = None) -> dict:
     failed = [c for c in cells if c["status"] == "failed"]
     if failed:
         md += ["## Failed cells", ""]
-        md += [f"- `{c['id']}`: {(c.get('error') or '').strip().splitlines()[0] if c.get('error') else 'no error recorded'}"
-               for c in failed]
+        md += [f"- `{c['id']}`: " + ((c.get("error") or "").strip().splitlines() or
+                                    ["no error recorded"])[0] for c in failed]
         md.append("")
     if notes:
         md += ["## Notes", ""] + [f"- {n}" for n in notes] + [""]

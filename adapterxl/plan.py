@@ -1,0 +1,545 @@
+"""Predict the peak GPU memory of training a module on a frozen backbone, from the model's
+config alone (no weights are read or downloaded), and the largest micro-batch that fits a GPU.
+
+NOT YET CHECKED AGAINST GPU MEASUREMENTS: every number here is a model of memory, written in a
+session without a GPU. `benchmarks/gpu.sh` measures `torch.cuda.max_memory_allocated()` for the
+same settings; the prediction is meant to land within 15% of it, which nobody has verified yet.
+
+How each term is computed (all in bytes; s = sequence length, b = micro-batch, h = hidden size,
+f = FFN width, a = attention heads, L = layers):
+
+- Frozen weights, per component, counted on the model built on the `meta` device (exact
+  parameter counts, no memory): embeddings (every nn.Embedding: word, position, token type,
+  T5's relative bias) stay at the 16-bit precision (2 bytes; 4 with --precision fp32), never
+  quantized and never upcast. Linear weights: 2 bytes (bf16/fp16), 4 (fp32); 8bit: 1 byte per
+  weight + a float32 scale per output row (LLM.int8 `SCB`); 4bit NF4 with double quantization:
+  1/2 byte per weight + 1 byte per 64-block absmax (8-bit) + 4 bytes per 256 such blocks
+  (≈ 4.127 bit/param). Linears transformers excludes from quantization are counted as it loads
+  them: `_keep_in_fp32_modules` (mT5's `wo`) stay unquantized in **fp32** under 8/4-bit (and
+  fp16). Norms and biases: at the precision.
+- Module and head: built for real on the meta device with adapterxl's own ModularModel (the
+  same code that trains), so counts are exact. fp32 parameters + fp32 gradients + AdamW's two
+  fp32 moments (16 bytes/param) + the bf16 copies autocast makes of them (2 bytes/param).
+- Activations saved for backward (Korthikanti et al. 2022, generalized to any FFN width and to
+  gated FFNs): per layer, 16-bit, with dropout on
+      attention 11·sbh  (QKV input 2, Q and K 4, V 2, output-projection input 2, dropout mask 1)
+      FFN       3·sbh + 4·sbf  (gated: 2·sbh + 8·sbf, + sbf mask if dropout)
+      norms     4·sbh
+      eager attention only: + 5·a·s²·b (scores 2, dropout mask 1, dropout output 2)
+  which for f = 4h is Korthikanti's s·b·h·(34 + 5·a·s/h). SDPA / FlashAttention (transformers'
+  default where the architecture supports it: XLM-R, XLM-R-XL, Llama) keeps no s² tensor, only
+  its output and a log-sum-exp (4·s·b·a), so the 5as/h term is dropped; architectures without
+  SDPA (mT5 in transformers 4.57) keep it. Dropout terms vanish where the config's dropout is 0
+  (Llama). Module sites add their own inputs and bottleneck activations (2·sbh + 4·sb·m per
+  bottleneck adapter of width m; LoRA 2·sb·r per adapted matrix). fp32 precision doubles it.
+  Backward must reach the lowest module: layers from the lowest layer that holds a module up
+  to the top save activations (with modules in every layer: all L; the lowest is counted in
+  full, an upper bound by < 1/L). The embedding output does not require grad (except seq_bn_inv).
+- Transients: one layer's activations again (the gradients flowing through the layer being
+  back-propagated), and for 8/4-bit two dequantized 16-bit copies of the largest linear weight.
+- Allowance outside `max_memory_allocated`: CUDA context and kernels (0.6 GiB) plus 5% of the
+  allocated memory for allocator fragmentation; "needs" = allocated × 1.05 + 0.6 GiB is what
+  must fit the GPU's total memory.
+- Gradient checkpointing: saved per layer only its 2·sbh input, plus one layer's activations
+  recomputed at a time; costs ≈ +50% FLOPs on a frozen backbone (4N → 6N per token).
+
+Not modelled (to be measured on a GPU): bitsandbytes' own saved tensors in 8-bit backward,
+cuBLAS workspaces beyond the context allowance, the loss/logits of heads over large label sets,
+prefix tuning's longer keys/values (its prefix MLP is counted), padding (s is the padded length).
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import re
+import warnings
+from pathlib import Path
+from types import SimpleNamespace
+
+import torch
+from torch import nn
+
+from .errors import AdapterxlError, unknown
+
+GIB = 2 ** 30
+# Total memory as nvidia-smi reports it for the 80 GB H100 (81,559 MiB) and the 141 GB H200
+# (143,771 MiB); A100 80 GB 81,920 MiB, A100 40 GB 40,960 MiB, L40S/A6000 46,068 MiB.
+GPUS = {"h100": 81559 * 2 ** 20, "h200": 143771 * 2 ** 20, "a100": 81920 * 2 ** 20,
+        "a100-40gb": 40960 * 2 ** 20, "l40s": 46068 * 2 ** 20}
+CUDA_CONTEXT = int(0.6 * GIB)
+FRAGMENTATION = 0.05
+BYTES = {"fp32": 4, "bf16": 2, "fp16": 2}
+CHECKED_AGAINST_GPU = False
+NOT_CHECKED = ("prediction NOT yet checked against GPU measurements (benchmarks/gpu.sh "
+               "measures max_memory_allocated; target: within 15%)")
+
+
+# ---------------------------------------------------------------------------------- configs
+def load_config(model: str, trust_remote_code: bool = False):
+    """A transformers config from `builtin:<name>`, a config.json file, a checkpoint directory,
+    or a Hub id (its config.json only: from the local Hub cache, or downloaded; never weights)."""
+    from transformers import AutoConfig
+
+    from .backbone import BUILTIN
+
+    try:
+        if model.startswith("builtin:"):
+            name = model.split(":", 1)[1]
+            if name not in BUILTIN:
+                raise unknown("builtin backbone", name, BUILTIN)
+            spec = dict(BUILTIN[name])
+            return AutoConfig.for_model(spec.pop("model_type"), **spec)
+        path = Path(model).expanduser()
+        if path.is_file():
+            try:
+                spec = json.loads(path.read_text())
+            except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+                raise AdapterxlError(f"cannot read config {model!r}: {e}") from e
+            if not isinstance(spec, dict) or "model_type" not in spec:
+                raise AdapterxlError(f"config {model!r} has no model_type")
+            spec = {k: v for k, v in spec.items() if k not in ("transformers_version",)}
+            return AutoConfig.for_model(spec.pop("model_type"), **spec)
+        if model.startswith((".", "/", "~")) and not path.exists():
+            raise AdapterxlError(f"config path {model!r} does not exist")
+        if path.is_dir() and not (path / "config.json").exists():
+            raise AdapterxlError(f"{model!r} has no config.json")
+        config = AutoConfig.from_pretrained(str(path) if path.is_dir() else model,
+                                            trust_remote_code=trust_remote_code)
+    except AdapterxlError:
+        raise
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise AdapterxlError(f"cannot read the config of {model!r}: {first}") from e
+    return config
+
+
+def _num_layers(config) -> int:
+    return getattr(config, "num_hidden_layers", None) or getattr(config, "num_layers")
+
+
+@contextlib.contextmanager
+def _quiet():
+    from transformers.utils import logging as hf_logging
+
+    level = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            yield
+        finally:
+            hf_logging.set_verbosity(level)
+
+
+def meta_model(config, precision: str = "bf16") -> nn.Module:
+    """The bare backbone (as adapterxl loads it: no pooler, encoder only for T5) on the meta
+    device: exact shapes and dtypes, no memory."""
+    from .backbone import DTYPES, _POOLER_KWARG, _model_class
+
+    cls = _model_class(config.model_type)
+    kwargs = {"add_pooling_layer": False} if config.model_type in _POOLER_KWARG else {}
+    build = cls.from_config if hasattr(cls, "from_config") else cls._from_config
+    with _quiet(), torch.device("meta"):
+        return build(config, dtype=DTYPES[precision], **kwargs)
+
+
+# ---------------------------------------------------------------------------------- weights
+def _not_converted(model: nn.Module, quantize: str, precision: str) -> tuple[list, list]:
+    """(modules transformers does not quantize, modules it keeps in fp32), as its bitsandbytes
+    quantizer decides for this model."""
+    keep = list(getattr(model, "_keep_in_fp32_modules", None) or [])
+    keep = keep if (quantize != "none" or precision == "fp16") else []
+    skip = []
+    if quantize != "none":
+        from transformers.integrations import get_keys_to_not_convert
+
+        with _quiet():
+            skip = list(get_keys_to_not_convert(model))
+    return skip + keep, keep
+
+
+def _matches(name: str, keys: list[str]) -> bool:
+    return any(re.search(rf"(^|\.){re.escape(k)}($|\.)", name) for k in keys)
+
+
+def quantized_bytes(shape: tuple[int, int], quantize: str, precision: str = "bf16") -> int:
+    """Bytes of one Linear weight [out, in] as bitsandbytes stores it."""
+    out_f, in_f = shape
+    n = out_f * in_f
+    if quantize == "8bit":
+        return n + 4 * out_f                       # int8 weights + fp32 per-row scale (SCB)
+    if quantize == "4bit":
+        blocks = math.ceil(n / 64)                 # NF4 blocksize 64
+        return math.ceil(n / 2) + blocks + 4 * math.ceil(blocks / 256) + 4  # DQ: 8-bit absmax
+    return n * BYTES[precision]
+
+
+def weight_breakdown(model: nn.Module, quantize: str = "none", precision: str = "bf16") -> dict:
+    """{component: {"params", "bytes"}} of the frozen backbone as it would sit in GPU memory."""
+    skip, keep = _not_converted(model, quantize, precision)
+    out = {k: {"params": 0, "bytes": 0} for k in ("embeddings", "linear", "linear_fp32",
+                                                   "norms_biases")}
+    largest = 0
+    p = BYTES[precision]
+    seen = set()
+    for mname, mod in model.named_modules():
+        for pname, param in mod.named_parameters(recurse=False):
+            if id(param) in seen:  # tied
+                continue
+            seen.add(id(param))
+            n = param.numel()
+            if isinstance(mod, nn.Embedding):
+                key, nbytes = "embeddings", n * p
+            elif isinstance(mod, nn.Linear) and pname == "weight":
+                if _matches(mname, keep):
+                    key, nbytes = "linear_fp32", n * 4
+                elif _matches(mname, skip):
+                    key, nbytes = "linear", n * p
+                else:
+                    key, nbytes = "linear", quantized_bytes(tuple(param.shape), quantize,
+                                                            precision)
+                    largest = max(largest, n)
+            else:
+                key, nbytes = "norms_biases", n * p
+            out[key]["params"] += n
+            out[key]["bytes"] += nbytes
+    out["_largest_linear"] = largest
+    return out
+
+
+# ---------------------------------------------------------------------------------- modules
+def _stub_backbone(model: nn.Module, config, precision: str):
+    from .backbone import Backbone
+
+    tok = SimpleNamespace(model_input_names=["input_ids", "attention_mask"])
+    return Backbone(model=model, tokenizer=tok, id="meta", fingerprint="meta",
+                    model_type=config.model_type, hidden_size=config.hidden_size,
+                    precision=precision, quantize="none", device=torch.device("meta"))
+
+
+def module_parameters(config, method: str, method_config: dict | None = None,
+                      head: str = "classification", num_labels: int = 3,
+                      precision: str = "bf16") -> dict:
+    """Build the backbone on the meta device, inject the module with ModularModel (the code
+    that trains it) and count: {"module", "head", "backbone", "layers_with_module",
+    "embedding_module", "sites"}."""
+    from .heads import head_config
+    from .modules import ModularModel
+    from .modules.methods import get_method, method_config as resolve_config
+
+    get_method(method)
+    config_used = resolve_config(method, method_config or {})
+    model = meta_model(config, precision)
+    backbone_params = sum(p.numel() for p in model.parameters())
+    with _quiet(), torch.device("meta"):
+        net = ModularModel(_stub_backbone(model, config, precision), [method])
+        slot = net.add_module(method, config_used, trainable=True)
+        net.set_head(head_config(head, config.hidden_size, num_labels))
+    counts = net.parameter_counts()
+    layer_re = re.compile(r"(?:layer|block|layers)\.(\d+)\.")
+    layers, embedding, sites = set(), False, {}
+    for name, p in net.encoder.named_parameters():
+        if slot.name not in name.split("."):
+            continue
+        m = layer_re.search(name)
+        if m:
+            layers.add(int(m.group(1)))
+            site = name.rsplit(".", 2)[0]
+            sites[site] = sites.get(site, 0) + p.numel()
+        else:
+            embedding = True
+    return {"module": counts[slot.name], "head": counts["heads"], "backbone": backbone_params,
+            "layers_with_module": sorted(layers), "embedding_module": embedding,
+            "method_config": config_used, "model": model}
+
+
+# ---------------------------------------------------------------------------------- activations
+def _attention_dims(config) -> tuple[int, int, int]:
+    """(heads, q/k/v inner width, k/v inner width with grouped-query attention)."""
+    heads = getattr(config, "num_attention_heads", None) or getattr(config, "num_heads")
+    head_dim = getattr(config, "d_kv", None) or getattr(config, "head_dim", None) \
+        or config.hidden_size // heads
+    kv = getattr(config, "num_key_value_heads", None) or heads
+    return heads, heads * head_dim, kv * head_dim
+
+
+def _dropouts(config) -> tuple[float, float]:
+    hidden = getattr(config, "hidden_dropout_prob", None)
+    attn = getattr(config, "attention_probs_dropout_prob", None)
+    if hidden is None:
+        hidden = getattr(config, "dropout_rate", None)
+    if attn is None:
+        attn = getattr(config, "dropout_rate", getattr(config, "attention_dropout", 0.0))
+    return float(hidden or 0.0), float(attn or 0.0)
+
+
+def _gated(config) -> bool:
+    if getattr(config, "is_gated_act", False):
+        return True
+    return config.model_type in ("llama", "qwen2", "mistral", "gemma", "qwen3")
+
+
+def uses_sdpa(config) -> bool:
+    """Whether transformers runs this architecture with SDPA by default (no s² tensor kept)."""
+    from .backbone import _model_class
+
+    cls = _model_class(config.model_type)
+    try:
+        from transformers.models.auto.modeling_auto import MODEL_MAPPING
+
+        cls = MODEL_MAPPING[type(config)] if cls.__name__.startswith("Auto") else cls
+    except KeyError:
+        return False
+    return bool(getattr(cls, "_supports_sdpa", False))
+
+
+def layer_activation_bytes(config, seq_len: int, micro_batch: int, precision: str = "bf16",
+                           sdpa: bool | None = None) -> int:
+    """Bytes one transformer layer saves for backward (see the module docstring)."""
+    s, b, h = seq_len, micro_batch, config.hidden_size
+    f = getattr(config, "intermediate_size", None) or getattr(config, "d_ff")
+    heads, inner, kv = _attention_dims(config)
+    hid_drop, att_drop = _dropouts(config)
+    sdpa = uses_sdpa(config) if sdpa is None else sdpa
+    sb = s * b
+    attn = 2 * sb * h + 2 * sb * (inner + kv) + 2 * sb * kv + 2 * sb * inner \
+        + (sb * h if hid_drop else 0)
+    if sdpa:
+        attn += 4 * sb * heads
+    else:
+        attn += heads * s * s * b * (2 + (3 if att_drop else 0))
+    if _gated(config):
+        ffn = 2 * sb * h + 8 * sb * f + (sb * f if hid_drop else 0)
+    else:
+        ffn = 2 * sb * h + 4 * sb * f
+    ffn += sb * h if hid_drop else 0
+    norms = 4 * sb * h
+    total = attn + ffn + norms
+    return total * (2 if precision == "fp32" else 1)
+
+
+def _module_activation_bytes(method: str, cfg: dict, config, seq_len: int, b: int,
+                             n_layers: int) -> int:
+    s, h = seq_len, config.hidden_size
+    sb = s * b
+    if method in ("seq_bn", "seq_bn_inv", "double_seq_bn", "par_bn", "compacter"):
+        width = max(1, int(h // cfg.get("reduction_factor", 16)))
+        sites = 2 if method in ("double_seq_bn", "compacter") else 1
+        per = 2 * sb * h + 4 * sb * width
+        return n_layers * sites * per + (2 * sb * h if method == "seq_bn_inv" else 0)
+    if method in ("lora", "dora"):
+        return n_layers * len(cfg.get("matrices", [])) * 2 * sb * cfg.get("r", 8) * \
+            (2 if method == "lora" else 3)
+    if method == "ia3":
+        return n_layers * 3 * 2 * sb * h
+    return 0
+
+
+# ---------------------------------------------------------------------------------- memory
+def parse_memory(text: str | int | float) -> int:
+    """'80GiB', '80GB', '81559MiB', 'h100', 'h200', or a number of bytes -> bytes."""
+    if isinstance(text, (int, float)):
+        return int(text)
+    t = str(text).strip().lower().replace(" ", "")
+    if t in GPUS:
+        return GPUS[t]
+    m = re.fullmatch(r"([0-9]*\.?[0-9]+)(gib|gb|mib|mb|tib|tb|b)?", t)
+    if not m:
+        raise AdapterxlError(f"cannot read GPU memory {text!r}: give e.g. 80GiB, 80GB, "
+                             f"81559MiB or one of {', '.join(GPUS)}")
+    unit = {"gib": GIB, "gb": 10 ** 9, "mib": 2 ** 20, "mb": 10 ** 6, "tib": 2 ** 40,
+            "tb": 10 ** 12, "b": 1, None: 1}[m.group(2)]
+    return int(float(m.group(1)) * unit)
+
+
+def needs(allocated: int) -> int:
+    """GPU memory a process whose max_memory_allocated is `allocated` needs in total."""
+    return int(allocated * (1 + FRAGMENTATION)) + CUDA_CONTEXT
+
+
+def plan(model: str, method: str = "seq_bn", method_config: dict | None = None,
+         quantize: str = "none", precision: str = "bf16", seq_len: int = 256,
+         batch: int = 32, gpu_memory: str | int | None = None,
+         head: str = "classification", num_labels: int = 3, attention: str = "auto",
+         trust_remote_code: bool = False, config=None) -> dict:
+    """The predicted peak training memory of a module on `model`, broken down, and for each
+    GPU size (the one given, else H100 80 GB and H200 141 GB) the largest micro-batch that
+    fits, the gradient accumulation to reach `batch`, and whether gradient checkpointing is
+    needed. A JSON-serializable dict."""
+    from .architectures import check_supported, get_arch
+    from .backbone import PRECISIONS, QUANTIZE
+    from .memory import candidates
+    from .modules.methods import get_method
+
+    if quantize not in QUANTIZE:
+        raise unknown("quantization", quantize, QUANTIZE)
+    if precision not in PRECISIONS:
+        raise unknown("precision", precision, PRECISIONS)
+    if attention not in ("auto", "sdpa", "eager"):
+        raise unknown("attention", attention, ("auto", "sdpa", "eager"))
+    for name, v in (("seq-len", seq_len), ("batch", batch)):
+        if not isinstance(v, int) or v < 1:
+            raise AdapterxlError(f"--{name} must be a positive integer, got {v!r}")
+    get_method(method)
+    config = config if config is not None else load_config(model, trust_remote_code)
+    get_arch(config.model_type)
+    check_supported(config.model_type, get_method(method).library_id or method)
+    counts = module_parameters(config, method, method_config, head, num_labels, precision)
+    meta = counts.pop("model")
+    weights = weight_breakdown(meta, quantize, precision)
+    largest = weights.pop("_largest_linear")
+    L = _num_layers(config)
+    layers = counts["layers_with_module"]
+    lowest = 0 if counts["embedding_module"] or not layers else min(layers)
+    backward_layers = L - lowest
+    sdpa = uses_sdpa(config) if attention == "auto" else attention == "sdpa"
+    trainable = counts["module"] + counts["head"]
+    fixed = {
+        "frozen_weights": sum(w["bytes"] for w in weights.values()),
+        "module_and_head_states": trainable * (16 + 2),
+        "dequant_transient": 2 * largest * 2 if quantize != "none" else 0,
+    }
+
+    def per_micro(b: int, checkpointing: bool = False) -> dict:
+        layer = layer_activation_bytes(config, seq_len, b, precision, sdpa)
+        mod = _module_activation_bytes(method, counts["method_config"], config, seq_len, b,
+                                       backward_layers)
+        edge = 4 * seq_len * b * config.hidden_size  # embedding output + last hidden state
+        if checkpointing:
+            saved = backward_layers * 2 * seq_len * b * config.hidden_size + layer + mod // max(
+                1, backward_layers)
+        else:
+            saved = backward_layers * layer + mod
+        return {"activations": saved + edge, "activation_transient": layer,
+                "layer_activations": layer}
+
+    def allocated(b: int, checkpointing: bool = False) -> int:
+        a = per_micro(b, checkpointing)
+        return sum(fixed.values()) + a["activations"] + a["activation_transient"]
+
+    def largest_fit(budget: int, checkpointing: bool = False) -> int:
+        if needs(allocated(1, checkpointing)) > budget:
+            return 0
+        lo, hi = 1, 1
+        while needs(allocated(hi * 2, checkpointing)) <= budget and hi < 2 ** 20:
+            hi *= 2
+        hi *= 2
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            lo, hi = (mid, hi) if needs(allocated(mid, checkpointing)) <= budget else (lo, mid)
+        return lo
+
+    gpus = {str(gpu_memory): parse_memory(gpu_memory)} if gpu_memory is not None else \
+        {"h100": GPUS["h100"], "h200": GPUS["h200"]}
+    fits = {}
+    for name, budget in gpus.items():
+        entry = {"gpu_bytes": budget}
+        for ckpt in (False, True):
+            key = "checkpointing" if ckpt else "plain"
+            most = largest_fit(budget, ckpt)
+            micro = next((n for n in candidates(batch, batch) if n <= most), 0)
+            entry[key] = {"max_micro_batch": most, "micro_batch": micro,
+                          "accumulation": batch // micro if micro else None,
+                          "allocated_bytes": allocated(micro, ckpt) if micro else None}
+        entry["gradient_checkpointing_needed"] = entry["plain"]["micro_batch"] == 0 and \
+            entry["checkpointing"]["micro_batch"] > 0
+        entry["fits"] = entry["plain"]["micro_batch"] > 0 or entry["checkpointing"][
+            "micro_batch"] > 0
+        fits[name] = entry
+    full = per_micro(batch)
+    peak = allocated(batch)
+    heads, _, _ = _attention_dims(config)
+    return {
+        "model": model, "model_type": config.model_type, "method": method,
+        "method_config": counts["method_config"], "quantize": quantize,
+        "precision": precision, "seq_len": seq_len, "batch": batch,
+        "attention": "sdpa" if sdpa else "eager",
+        "shape": {"layers": L, "hidden": config.hidden_size,
+                  "ffn": getattr(config, "intermediate_size", None) or config.d_ff,
+                  "heads": heads, "vocab": config.vocab_size, "gated_ffn": _gated(config)},
+        "params": {"backbone": counts["backbone"],
+                   "embeddings": weights["embeddings"]["params"],
+                   "non_embedding": counts["backbone"] - weights["embeddings"]["params"],
+                   "module": counts["module"], "head": counts["head"]},
+        "weights": weights,
+        "backward_layers": backward_layers,
+        "memory_at_batch": {**fixed, **{k: full[k] for k in ("activations",
+                                                              "activation_transient")},
+                            "allocated": peak, "needs_total": needs(peak)},
+        "activation_bytes_per_sample": per_micro(1)["activations"],
+        "fits": fits,
+        "checked_against_gpu": CHECKED_AGAINST_GPU,
+        "note": NOT_CHECKED,
+    }
+
+
+# ---------------------------------------------------------------------------------- output
+def _gib(n) -> str:
+    return "-" if n is None else f"{n / GIB:.2f}"
+
+
+def format_plan(p: dict) -> str:
+    """A readable table of a plan."""
+    w = p["weights"]
+    m = p["memory_at_batch"]
+    pr = p["params"]
+    q = {"none": p["precision"], "8bit": "int8", "4bit": "NF4+DQ"}[p["quantize"]]
+    lines = [
+        f"{p['model']} ({p['model_type']}, {p['shape']['layers']} layers, hidden "
+        f"{p['shape']['hidden']}, FFN {p['shape']['ffn']}, {p['shape']['heads']} heads)  "
+        f"method {p['method']}  {p['quantize']}/{p['precision']}  seq {p['seq_len']}  "
+        f"batch {p['batch']}  attention {p['attention']}",
+        "",
+        "| component | params | bytes/param | GiB |",
+        "|---|---|---|---|",
+        f"| embeddings ({p['precision']}, never quantized) | {w['embeddings']['params']:,} | "
+        f"{w['embeddings']['bytes'] / max(1, w['embeddings']['params']):.3g} | "
+        f"{_gib(w['embeddings']['bytes'])} |",
+        f"| linear weights ({q}) | {w['linear']['params']:,} | "
+        f"{w['linear']['bytes'] / max(1, w['linear']['params']):.3g} | "
+        f"{_gib(w['linear']['bytes'])} |",
+    ]
+    if w["linear_fp32"]["params"]:
+        lines.append(f"| linear kept in fp32 by transformers (_keep_in_fp32_modules) | "
+                     f"{w['linear_fp32']['params']:,} | 4 | {_gib(w['linear_fp32']['bytes'])} |")
+    lines += [
+        f"| norms and biases | {w['norms_biases']['params']:,} | "
+        f"{w['norms_biases']['bytes'] / max(1, w['norms_biases']['params']):.3g} | "
+        f"{_gib(w['norms_biases']['bytes'])} |",
+        f"| module + head: fp32 params, grads, AdamW, autocast copies | "
+        f"{pr['module'] + pr['head']:,} ({pr['module']:,} + {pr['head']:,}) | 18 | "
+        f"{_gib(m['module_and_head_states'])} |",
+    ]
+    if m["dequant_transient"]:
+        lines.append(f"| dequantization transient (2 x largest linear, 16-bit) | | | "
+                     f"{_gib(m['dequant_transient'])} |")
+    lines += [
+        f"| activations saved for backward ({p['backward_layers']} layers, batch "
+        f"{p['batch']}) | | | {_gib(m['activations'])} |",
+        f"| activation transient (one layer) | | | {_gib(m['activation_transient'])} |",
+        f"| **allocated (predicts torch.cuda.max_memory_allocated)** | | | "
+        f"**{_gib(m['allocated'])}** |",
+        f"| needs in total (x{1 + FRAGMENTATION:.2f} fragmentation + "
+        f"{CUDA_CONTEXT / GIB:.1f} GiB CUDA context) | | | {_gib(m['needs_total'])} |",
+        "",
+        f"activations: {_gib(p['activation_bytes_per_sample'])} GiB per sample; backbone "
+        f"{pr['backbone']:,} params ({pr['non_embedding']:,} without embeddings)",
+        "",
+        "| GPU | GiB | micro-batch | accumulation | allocated GiB | largest that fits | "
+        "with gradient checkpointing |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, f in p["fits"].items():
+        plain, ck = f["plain"], f["checkpointing"]
+        if plain["micro_batch"]:
+            cell = (f"{plain['micro_batch']} | {plain['accumulation']} | "
+                    f"{_gib(plain['allocated_bytes'])} | {plain['max_micro_batch']}")
+        else:
+            cell = "does not fit | - | - | 0"
+        ckc = (f"micro-batch {ck['micro_batch']} (x{ck['accumulation']})"
+               + (" **needed**" if f["gradient_checkpointing_needed"] else " (not needed)")
+               if ck["micro_batch"] else "does not fit either: quantize or a larger GPU")
+        lines.append(f"| {name} | {f['gpu_bytes'] / GIB:.1f} | {cell} | {ckc} |")
+    lines += ["", f"note: {p['note']}"]
+    return "\n".join(lines)

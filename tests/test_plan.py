@@ -1,0 +1,210 @@
+"""The memory planner (`adapterxl plan`) and random-weight backbones (benchmarks). No GPU: the
+planner's predictions are not checked against measurements here (benchmarks/gpu.sh does)."""
+import json
+import subprocess
+import sys
+import textwrap
+
+import click
+import pytest
+import torch
+from click.testing import CliRunner
+
+from adapterxl.errors import AdapterxlError
+from adapterxl.plan import GIB, load_config, meta_model, plan, weight_breakdown
+
+# Real shapes (the published configs' fields that matter), written here: tests are offline.
+CONFIGS = {
+    "xlm-roberta-base": dict(model_type="xlm-roberta", vocab_size=250002, hidden_size=768,
+                             num_hidden_layers=12, num_attention_heads=12,
+                             intermediate_size=3072, max_position_embeddings=514,
+                             type_vocab_size=1, pad_token_id=1),
+    "xlm-roberta-large": dict(model_type="xlm-roberta", vocab_size=250002, hidden_size=1024,
+                              num_hidden_layers=24, num_attention_heads=16,
+                              intermediate_size=4096, max_position_embeddings=514,
+                              type_vocab_size=1, pad_token_id=1),
+    "xlm-roberta-xl": dict(model_type="xlm-roberta-xl", vocab_size=250880, hidden_size=2560,
+                           num_hidden_layers=36, num_attention_heads=32,
+                           intermediate_size=10240, max_position_embeddings=514,
+                           type_vocab_size=1, pad_token_id=1),
+    "xlm-roberta-xxl": dict(model_type="xlm-roberta-xl", vocab_size=250880, hidden_size=4096,
+                            num_hidden_layers=48, num_attention_heads=32,
+                            intermediate_size=16384, max_position_embeddings=514,
+                            type_vocab_size=1, pad_token_id=1),
+    "mt5-xxl": dict(model_type="mt5", vocab_size=250112, d_model=4096, d_ff=10240,
+                    num_layers=24, num_decoder_layers=24, num_heads=64, d_kv=64,
+                    feed_forward_proj="gated-gelu", tie_word_embeddings=False,
+                    relative_attention_num_buckets=32, dropout_rate=0.1),
+    "llama-2-13b": dict(model_type="llama", vocab_size=32000, hidden_size=5120,
+                        intermediate_size=13824, num_hidden_layers=40, num_attention_heads=40,
+                        num_key_value_heads=40, max_position_embeddings=4096),
+}
+# Known sizes of the bare models adapterxl loads (no pooler, no LM head, mT5 encoder only).
+KNOWN = {"xlm-roberta-base": 278e6, "xlm-roberta-large": 560e6, "xlm-roberta-xl": 3.48e9,
+         "xlm-roberta-xxl": 10.7e9, "mt5-xxl": 5.66e9,
+         # Llama-2-13B is 13.016B with its 164M-parameter LM head; the bare model 12.852B.
+         "llama-2-13b": 13.016e9 - 32000 * 5120}
+
+
+@pytest.fixture(scope="module")
+def configs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("configs")
+    out = {}
+    for name, spec in CONFIGS.items():
+        (root / f"{name}.json").write_text(json.dumps(spec))
+        out[name] = str(root / f"{name}.json")
+    return out
+
+
+@pytest.mark.parametrize("name", list(CONFIGS))
+def test_meta_parameter_counts_match_known_sizes(configs, name):
+    model = meta_model(load_config(configs[name]))
+    total = sum(p.numel() for p in model.parameters())
+    assert abs(total - KNOWN[name]) / KNOWN[name] < 0.01, total
+    assert all(p.device.type == "meta" for p in model.parameters())
+    if name == "xlm-roberta-large":
+        emb = weight_breakdown(model)["embeddings"]["params"]
+        assert abs(emb - 256e6) / 256e6 < 0.01
+
+
+def test_quantization_factors_and_embeddings(configs):
+    model = meta_model(load_config(configs["xlm-roberta-large"]))
+    w = {q: weight_breakdown(model, q, "bf16") for q in ("none", "8bit", "4bit")}
+    lin = {q: w[q]["linear"]["bytes"] for q in w}
+    n = w["none"]["linear"]["params"]
+    assert lin["none"] == 2 * n
+    assert lin["none"] / lin["8bit"] == pytest.approx(2.0, rel=0.01)   # + fp32 row scales
+    assert lin["4bit"] * 8 / n == pytest.approx(4.127, abs=0.01)       # NF4 + double quant
+    for q in w:  # embeddings: 2 bytes/param whatever the quantization, never upcast
+        emb = w[q]["embeddings"]
+        assert emb["bytes"] == 2 * emb["params"] and emb["params"] > 250e6
+        assert w[q]["linear_fp32"]["params"] == 0
+    # mT5: transformers keeps `wo` unquantized and in fp32 under 8/4-bit
+    mt5 = weight_breakdown(meta_model(load_config(configs["mt5-xxl"])), "4bit", "bf16")
+    assert mt5["linear_fp32"]["params"] == 24 * 4096 * 10240
+    assert mt5["linear_fp32"]["bytes"] == 4 * mt5["linear_fp32"]["params"]
+
+
+@pytest.mark.parametrize("method,cfg", [("seq_bn", {}), ("lora", {}),
+                                        ("lora", {"r": 4, "matrices": ["q", "k", "v", "o"]})])
+def test_module_counts_equal_a_real_modular_model(tiny, method, cfg):
+    from adapterxl.heads import head_config
+    from adapterxl.modules import ModularModel
+
+    net = ModularModel(tiny, [method])
+    slot = net.add_module(method, cfg, trainable=True)
+    net.set_head(head_config("classification", tiny.hidden_size, 3))
+    real = net.parameter_counts()
+    p = plan("builtin:tiny-xlmr", method=method, method_config=cfg)
+    assert p["params"]["module"] == real[slot.name]
+    assert p["params"]["head"] == real["heads"]
+
+
+def test_micro_batch_search_is_monotone_in_gpu_size(configs):
+    micro = []
+    for gib in (8, 16, 24, 40, 80, 141):
+        p = plan(configs["xlm-roberta-large"], batch=64, gpu_memory=f"{gib}GiB")
+        f = next(iter(p["fits"].values()))
+        micro.append(f["plain"]["max_micro_batch"])
+        if f["plain"]["micro_batch"]:
+            assert 64 % f["plain"]["micro_batch"] == 0
+            assert f["plain"]["micro_batch"] * f["plain"]["accumulation"] == 64
+    assert micro == sorted(micro) and micro[0] < micro[-1]
+    # activations grow with the micro-batch; checkpointing saves memory
+    p = plan(configs["xlm-roberta-xxl"], seq_len=512, batch=64, gpu_memory="h100")
+    f = p["fits"]["h100"]
+    assert f["checkpointing"]["max_micro_batch"] > f["plain"]["max_micro_batch"]
+    assert p["memory_at_batch"]["allocated"] > 60 * GIB
+
+
+def test_eager_attention_adds_the_quadratic_term(configs):
+    sdpa = plan(configs["xlm-roberta-base"], attention="sdpa", batch=1)
+    eager = plan(configs["xlm-roberta-base"], attention="eager", batch=1)
+    s, h, a, L = 256, 768, 12, 12
+    # Korthikanti: per layer s·b·h·(34 + 5as/h) bytes; SDPA keeps 4·s·a of it instead
+    diff = eager["memory_at_batch"]["activations"] - sdpa["memory_at_batch"]["activations"]
+    assert diff == L * (5 * a * s * s - 4 * s * a)
+    assert plan(configs["mt5-xxl"], batch=1)["attention"] == "eager"  # no SDPA for T5
+
+
+def test_cli_table_json_and_errors(configs):
+    from adapterxl.cli import Group
+    from adapterxl.cli_plan import register
+
+    @click.group(cls=Group)
+    def main():
+        pass
+
+    register(main)
+    r = CliRunner().invoke(main, ["plan", "--model", configs["llama-2-13b"], "--quantize",
+                                  "4bit", "--method", "lora", "--method-config", "r=16",
+                                  "--gpu-memory", "h100"])
+    assert r.exit_code == 0, r.output
+    assert "NOT yet checked" in r.output and "| h100 |" in r.output
+    r = CliRunner().invoke(main, ["plan", "--model", configs["xlm-roberta-xl"], "--json"])
+    data = json.loads(r.output)
+    assert data["params"]["module"] > 0 and set(data["fits"]) == {"h100", "h200"}
+    assert data["checked_against_gpu"] is False
+    for args in (["--method", "nope"], ["--model", "/nonexistent/config.json"],
+                 ["--gpu-memory", "lots"], ["--method-config", "bogus=1"]):
+        r = CliRunner().invoke(main, ["plan", "--model", configs[
+            "xlm-roberta-base"], *args] if args[0] != "--model" else ["plan", *args])
+        assert r.exit_code == 2, (args, r.output)
+        assert r.stderr.startswith("error:") and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_unreadable_config_is_one_error(tmp_path):
+    bad = tmp_path / "config.json"
+    bad.write_text("{not json")
+    with pytest.raises(AdapterxlError):
+        plan(str(bad))
+    bad.write_text(json.dumps({"hidden_size": 8}))
+    with pytest.raises(AdapterxlError, match="model_type"):
+        plan(str(bad))
+
+
+def test_random_backbone_bf16_shapes_and_seed():
+    from adapterxl.backbone import random_backbone
+
+    spec = dict(CONFIGS["xlm-roberta-base"], num_hidden_layers=2, hidden_size=64,
+                num_attention_heads=4, intermediate_size=128, vocab_size=5000)
+    a = random_backbone(spec, device="cpu", seed=1)
+    b = random_backbone(spec, device="cpu", seed=1)
+    c = random_backbone(spec, device="cpu", seed=2)
+    assert {p.dtype for p in a.model.parameters()} == {torch.bfloat16}
+    assert a.model.get_input_embeddings().weight.shape == (5000, 64)
+    assert a.model.encoder.layer[0].intermediate.dense.weight.shape == (128, 64)
+    assert not any(p.requires_grad for p in a.model.parameters())
+    sa, sb, sc = (dict(x.model.state_dict()) for x in (a, b, c))
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+    assert not all(torch.equal(sa[k], sc[k]) for k in sa)
+    assert a.fingerprint == b.fingerprint != c.fingerprint
+    ids = a.tokenizer("hello world")["input_ids"]
+    assert max(ids) < 2000 and len(a.tokenizer) == 2000
+    with torch.no_grad():
+        out = a.model(input_ids=torch.tensor([ids]))
+    assert out.last_hidden_state.dtype == torch.bfloat16
+
+
+def test_random_backbone_never_materializes_fp32(tmp_path):
+    # A mid-sized model (XLM-R base layers, 120k vocabulary: 177M params) in a fresh process:
+    # the peak RSS it adds stays well below the fp32 weights alone (4 bytes/param).
+    code = textwrap.dedent("""
+        import json, resource, sys
+        import torch, transformers, adapterxl.backbone as B
+        from adapterxl.plan import load_config
+        base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        spec = json.loads(sys.argv[1])
+        bb = B.random_backbone(spec, device="cpu")
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        n = sum(p.numel() for p in bb.model.parameters())
+        dtypes = sorted({str(p.dtype) for p in bb.model.parameters()})
+        print(json.dumps({"added": peak - base, "params": n, "dtypes": dtypes}))
+    """)
+    spec = dict(CONFIGS["xlm-roberta-base"], vocab_size=120000)
+    out = subprocess.run([sys.executable, "-c", code, json.dumps(spec)], capture_output=True,
+                         text=True, check=True)
+    r = json.loads(out.stdout.strip().splitlines()[-1])
+    assert r["dtypes"] == ["torch.bfloat16"]
+    assert 170e6 < r["params"] < 185e6
+    assert r["added"] < 0.75 * 4 * r["params"], r  # bf16 is 2 bytes/param

@@ -344,3 +344,54 @@ def test_two_shards_cover_all_cells_once(tmp_path, shared_cache):
     with Store(tmp_path / "r" / "store.sqlite") as store:
         cells = store.cells()
     assert len(cells) == 2 and all(r["status"] == "done" for r in cells.values())
+
+
+def test_two_shard_processes_share_store_and_cache(tmp_path):
+    """Two `adapterxl run --shard` processes at once: both cells need the mnli module; it is
+    trained once (the other shard waits for the lock and reuses it), both write one store."""
+    import subprocess
+    import sys
+
+    recipe = tmp_path / "two.yaml"
+    recipe.write_text(TINY.replace("[none, mnli]", "[mnli]").replace("[xnli]", "[xnli, pawsx]"))
+    cmd = [sys.executable, "-c", "from adapterxl.cli import main; main()", "run", str(recipe),
+           "--run-dir", str(tmp_path / "run"), "--cache-dir", str(tmp_path / "cache")]
+    procs = [subprocess.Popen(cmd + ["--shard", f"{i}/2"], stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True) for i in range(2)]
+    outs = [p.communicate(timeout=300)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs
+    assert sum(o.count("  training mnli (intermediate)") for o in outs) == 1, outs
+    db = sqlite3.connect(tmp_path / "run" / "store.sqlite")
+    assert db.execute("SELECT COUNT(*) FROM cells WHERE status='done'").fetchone()[0] == 2
+    assert db.execute("SELECT trained_here, reused FROM modules WHERE label='mnli'") \
+        .fetchone() == (1, 1)
+
+
+def test_interrupted_module_training_resumes_from_its_checkpoint(tmp_path, monkeypatch):
+    from adapterxl import checkpoint
+    from adapterxl.experiments import runner
+
+    real_save, saves = checkpoint.save, []
+
+    def save_then_interrupt(*args, **kwargs):
+        real_save(*args, **kwargs)
+        saves.append(1)
+        if len(saves) == 1:
+            raise KeyboardInterrupt
+
+    recipe = parse_recipe(TINY, ["grid.intermediates=[none]", "train.max_steps=4",
+                                 "train.checkpoint_every=1"], source="t.yaml")
+    monkeypatch.setattr(checkpoint, "save", save_then_interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        runner.run_recipe(recipe, run_dir=tmp_path / "run", cache_dir=tmp_path / "cache",
+                          echo=lambda *_: None)
+    assert list((tmp_path / "cache").glob("*.checkpoint"))
+    count = Counter()
+    monkeypatch.setattr(runner, "train_module", count)
+    out = runner.run_recipe(recipe, run_dir=tmp_path / "run", cache_dir=tmp_path / "cache",
+                            echo=lambda *_: None)
+    assert out["done"] == 1 and [c.resume for c in count.calls] == [True]
+    results = json.loads(next((tmp_path / "cache").glob("xnli-*/train-results.json"))
+                         .read_text())
+    assert results["resumed_from_step"] == 1 and results["steps"] == 4
+    assert not list((tmp_path / "cache").glob("*.checkpoint"))

@@ -122,8 +122,12 @@ def plan(recipe: Recipe, cells, selected, run_dir: Path, cache: ModuleCache, par
     when the run directory has one (finished cells, measured throughput); writes nothing."""
     stored, throughput, known_tokens = {}, {}, {}
     db = run_dir / "store.sqlite"
+    other = None
     if db.is_file():
         with Store(db) as store:
+            if store.run_info().get("recipe_hash") not in (None, recipe.hash):
+                other = (f"note: {run_dir} holds a run of another recipe (or other "
+                         f"overrides); running this one there would be refused")
             stored = store.cells()
             throughput = store.throughput()
             for m in store.modules():
@@ -162,6 +166,8 @@ def plan(recipe: Recipe, cells, selected, run_dir: Path, cache: ModuleCache, par
              f"{run_dir}; module cache {cache.root}"]
     if recipe.overrides:
         lines.append(f"overrides: {' '.join(recipe.overrides)}")
+    if other:
+        lines.append(other)
     shard_note = f" (shard {part[0]}/{part[1]}: {len(selected)} of {len(cells)})" if part else ""
     lines.append(f"cells: {len(cells)}{shard_note}; to run {len(todo)}, done {len(done)}, "
                  f"skipped {len(skipped)}")

@@ -160,8 +160,9 @@ class Store:
               entry.get("tokens"), entry.get("created"), spec.backbone.name, spec.method,
               spec.label, int(trained), entry.get("steps"), entry.get("tokens_per_second"),
               entry.get("trainable_parameters"))),
-            *([] if trained else [("UPDATE modules SET reused = reused + 1 WHERE key=?",
-                                   (spec.key,))]),
+            # Two shards may record the same module; the one that trained it says so.
+            ("UPDATE modules SET trained_here = 1 WHERE key=?", (spec.key,)) if trained else
+            ("UPDATE modules SET reused = reused + 1 WHERE key=?", (spec.key,)),
         ])
 
     def modules(self) -> list[dict]:

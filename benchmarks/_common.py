@@ -1,0 +1,103 @@
+"""Shared by the benchmark scripts: real model shapes (random weights, no download), child
+processes (so each run's peak memory is its own), environment facts and markdown tables."""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+PEAK_BF16 = 989e12  # H100/H200 SXM dense BF16 FLOP/s (see shared/reference/performance.md)
+
+# The published configs' shapes (xlm-roberta-base/large, facebook/xlm-roberta-xl/xxl,
+# google/mt5-xxl's encoder, Llama-2-13B); "tiny" and "small" are CPU-sized XLM-R shapes.
+SHAPES = {
+    "tiny": dict(model_type="xlm-roberta", vocab_size=2000, hidden_size=64,
+                 num_hidden_layers=2, num_attention_heads=4, intermediate_size=128,
+                 max_position_embeddings=514, type_vocab_size=1, pad_token_id=1),
+    "small": dict(model_type="xlm-roberta", vocab_size=2000, hidden_size=256,
+                  num_hidden_layers=4, num_attention_heads=4, intermediate_size=1024,
+                  max_position_embeddings=514, type_vocab_size=1, pad_token_id=1),
+    "base": dict(model_type="xlm-roberta", vocab_size=250002, hidden_size=768,
+                 num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072,
+                 max_position_embeddings=514, type_vocab_size=1, pad_token_id=1),
+    "large": dict(model_type="xlm-roberta", vocab_size=250002, hidden_size=1024,
+                  num_hidden_layers=24, num_attention_heads=16, intermediate_size=4096,
+                  max_position_embeddings=514, type_vocab_size=1, pad_token_id=1),
+    "xl": dict(model_type="xlm-roberta-xl", vocab_size=250880, hidden_size=2560,
+               num_hidden_layers=36, num_attention_heads=32, intermediate_size=10240,
+               max_position_embeddings=514, type_vocab_size=1, pad_token_id=1),
+    "xxl": dict(model_type="xlm-roberta-xl", vocab_size=250880, hidden_size=4096,
+                num_hidden_layers=48, num_attention_heads=32, intermediate_size=16384,
+                max_position_embeddings=514, type_vocab_size=1, pad_token_id=1),
+    "mt5-xxl": dict(model_type="mt5", vocab_size=250112, d_model=4096, d_ff=10240,
+                    num_layers=24, num_decoder_layers=24, num_heads=64, d_kv=64,
+                    feed_forward_proj="gated-gelu", tie_word_embeddings=False,
+                    relative_attention_num_buckets=32, dropout_rate=0.1, pad_token_id=1,
+                    eos_token_id=2, decoder_start_token_id=1),
+    "llama-13b": dict(model_type="llama", vocab_size=32000, hidden_size=5120,
+                      intermediate_size=13824, num_hidden_layers=40, num_attention_heads=40,
+                      num_key_value_heads=40, max_position_embeddings=4096, pad_token_id=1,
+                      bos_token_id=0, eos_token_id=2),
+}
+
+
+def environment() -> dict:
+    import torch
+
+    out = {"python": platform.python_version(), "torch": torch.__version__,
+           "torch_threads": torch.get_num_threads()}
+    for name in ("transformers", "adapters", "peft", "bitsandbytes", "accelerate"):
+        try:
+            out[name] = __import__(name).__version__
+        except Exception:  # noqa: BLE001 - a missing optional package is just not listed
+            pass
+    if torch.cuda.is_available():
+        out["device"] = torch.cuda.get_device_name()
+    else:
+        out["device"] = f"cpu ({platform.processor() or platform.machine()}, {os.cpu_count()} cores)"
+    return out
+
+
+def peak_memory(device) -> dict:
+    import torch
+
+    if device.type == "cuda":
+        return {"peak_gib": round(torch.cuda.max_memory_allocated() / 2 ** 30, 3)}
+    return {"peak_rss_gib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20, 3)}
+
+
+def non_embedding_params(model) -> int:
+    from torch import nn
+
+    emb = {id(p) for m in model.modules() if isinstance(m, nn.Embedding) for p in m.parameters()}
+    return sum(p.numel() for p in model.parameters() if id(p) not in emb)
+
+
+def child(script: str, args: list[str]) -> dict:
+    """Run `script --child ...` in a fresh process; its last stdout line is a JSON result."""
+    proc = subprocess.run([sys.executable, script, "--child", *args], capture_output=True,
+                          text=True, env={**os.environ})
+    lines = proc.stdout.strip().splitlines()
+    if proc.returncode or not lines:
+        err = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        return {"error": err[-300:], "args": args}
+    return json.loads(lines[-1])
+
+
+def table(rows: list[dict], columns: list[tuple[str, str]]) -> str:
+    out = ["| " + " | ".join(t for _, t in columns) + " |", "|" + "---|" * len(columns)]
+    for r in rows:
+        cells = []
+        for key, _ in columns:
+            v = r.get(key, "-")
+            cells.append(f"{v:,.1f}" if isinstance(v, float) and abs(v) >= 100 else
+                         f"{v:,}" if isinstance(v, int) else str(v))
+        out.append("| " + " | ".join(cells) + " |")
+    return "\n".join(out)

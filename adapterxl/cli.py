@@ -336,11 +336,12 @@ def methods_cmd(as_json):
 def _register_commands() -> None:
     # Command families that live in their own files add themselves to `main` here (a function
     # call, not an import side effect, so `python -m adapterxl.cli` gets them too).
-    from . import cli_experiments, cli_hub, cli_report
+    from . import cli_experiments, cli_hub, cli_plan, cli_report
 
     cli_hub.register(main)
     cli_experiments.register(main)
     cli_report.register(main)
+    cli_plan.register(main)
 
 
 _register_commands()

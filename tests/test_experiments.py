@@ -395,3 +395,35 @@ def test_interrupted_module_training_resumes_from_its_checkpoint(tmp_path, monke
                          .read_text())
     assert results["resumed_from_step"] == 1 and results["steps"] == 4
     assert not list((tmp_path / "cache").glob("*.checkpoint"))
+
+
+def test_run_then_report_and_similarity_through_the_cli(tmp_path):
+    """The three commands researchers chain: run a (tiny) recipe, report it, analyze it."""
+    from click.testing import CliRunner
+
+    from adapterxl.cli import main
+
+    recipe = tmp_path / "chain.yaml"
+    recipe.write_text(TINY.replace("name: tiny", "name: chain")
+                      .replace("intermediates: [none, mnli]", "intermediates: [none, mnli, qqp]")
+                      .replace("targets: [xnli]", "targets: [xnli, pawsx]"))
+    run_dir, env = tmp_path / "run", {"ADAPTERXL_HOME": str(tmp_path / "home")}
+    runner = CliRunner()
+    r = runner.invoke(main, ["run", str(recipe), "--run-dir", str(run_dir),
+                             "--cache-dir", str(tmp_path / "cache")], env=env)
+    assert r.exit_code == 0, r.output
+    with sqlite3.connect(run_dir / "store.sqlite") as db:
+        done = db.execute("SELECT count(*) FROM cells WHERE status = 'done'").fetchone()[0]
+        metrics = db.execute("SELECT count(*) FROM metrics").fetchone()[0]
+    assert done == 6 and metrics >= 6
+    r = runner.invoke(main, ["report", str(run_dir)], env=env)
+    assert r.exit_code == 0, r.output
+    report = (run_dir / "report" / "report.md").read_text()
+    assert "xnli" in report and "pawsx" in report
+    pngs = list((run_dir / "report").rglob("*.png"))
+    assert pngs and all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in pngs)
+    r = runner.invoke(main, ["analyze", "similarity", str(run_dir), "--json",
+                             "--max-examples", "8"], env=env)
+    assert r.exit_code == 0, r.output
+    result = json.loads(r.output[r.output.index("{"):])
+    assert result["pairs"] and set(result["correlations"]) >= {"cka", "weight_cosine"}

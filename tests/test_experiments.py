@@ -427,3 +427,23 @@ def test_run_then_report_and_similarity_through_the_cli(tmp_path):
     assert r.exit_code == 0, r.output
     result = json.loads(r.output[r.output.index("{"):])
     assert result["pairs"] and set(result["correlations"]) >= {"cka", "weight_cosine"}
+
+
+def test_dry_run_reports_the_memory_plan(tmp_path):
+    """With a readable config, --dry-run says when a module needs a smaller micro-batch on an
+    H100 (here XLM-R XXL's shape in bf16 at batch 256, sequence length 512)."""
+    from adapterxl.experiments.runner import run_recipe
+
+    xxl = tmp_path / "xxl"
+    xxl.mkdir()
+    (xxl / "config.json").write_text(json.dumps(dict(
+        model_type="xlm-roberta-xl", vocab_size=250880, hidden_size=4096, num_hidden_layers=48,
+        num_attention_heads=32, intermediate_size=16384, max_position_embeddings=514,
+        type_vocab_size=1, pad_token_id=1)))
+    text = (TINY.replace("builtin:tiny-xlmr", str(xxl))
+            .replace("batch_size: 4, max_length: 32", "batch_size: 256, max_length: 512"))
+    lines = []
+    run_recipe(parse_recipe(text, source="t.yaml"), run_dir=tmp_path / "run", dry_run=True,
+               cache_dir=tmp_path / "cache", echo=lines.append)
+    memory = next(line for line in lines if line.startswith("memory"))
+    assert "micro-batch" in memory and "on an H100" in memory, memory

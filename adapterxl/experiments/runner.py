@@ -8,6 +8,8 @@ an interrupted module training resumes from its checkpoint.
 """
 from __future__ import annotations
 
+import functools
+import json
 import math
 import re
 import socket
@@ -52,9 +54,63 @@ def parse_shard(text: str | None) -> tuple[int, int] | None:
 
 
 def memory_plan(cell: grid_.Cell) -> str | None:
-    """Hook for a memory planner (not built yet): return a warning when the cell's backbone,
-    quantization and batch do not fit the device, None when it fits or nobody knows."""
-    return None
+    """The memory planner's verdict for the cell's most demanding module to train (an H100):
+    a note when it needs a smaller micro-batch or does not fit, None when it fits as asked or
+    the backbone's config cannot be read (offline, unknown id)."""
+    notes = []
+    for spec in cell.modules:
+        settings = {k: json.loads(v) for k, v in spec.settings}
+        p = _plan(spec.backbone.model, spec.method, json.dumps(settings.get("method_config")),
+                  spec.backbone.quantize, spec.backbone.precision or "bf16",
+                  settings.get("max_length", 256), settings.get("batch_size", 32))
+        if p is None:
+            return None
+        fit = p["fits"]["h100"]
+        gib = fit["plain"]["allocated_bytes"] / 2**30
+        if not fit["fits"]:
+            notes.append(f"{spec.label} on {spec.backbone.name} does not fit an H100 "
+                         f"(planned {gib:.1f} GiB at micro-batch 1)")
+        elif fit["plain"]["micro_batch"] < p["batch"]:
+            notes.append(f"{spec.label} on {spec.backbone.name}: micro-batch "
+                         f"{fit['plain']['micro_batch']} x {fit['plain']['accumulation']} on an "
+                         f"H100 ({gib:.1f} GiB planned)")
+    return "; ".join(notes) or None
+
+
+@functools.lru_cache(maxsize=None)
+def _plan(model, method, method_config, quantize, precision, seq_len, batch) -> dict | None:
+    """One plan per distinct setting (a grid repeats them); None when the config is not
+    readable: then no other cell tries the same backbone again."""
+    from ..errors import AdapterxlError
+    from ..plan import plan
+
+    if model in _unreadable:
+        return None
+    if not _config_is_local(model):
+        # A dry run must be quick, also offline: no Hub round trips (with retries) here.
+        _unreadable.add(model)
+        return None
+    try:
+        return plan(model, method=method, method_config=json.loads(method_config),
+                    quantize=quantize, precision=precision, seq_len=seq_len, batch=batch,
+                    gpu_memory="h100")
+    except (AdapterxlError, OSError, ValueError):
+        _unreadable.add(model)
+        return None
+
+
+_unreadable: set[str] = set()
+
+
+def _config_is_local(model: str) -> bool:
+    if model.startswith("builtin:") or Path(model).expanduser().exists():
+        return True
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        return isinstance(try_to_load_from_cache(model, "config.json"), str)
+    except Exception:  # noqa: BLE001 - an id the Hub library rejects is simply not cached
+        return False
 
 
 def git_commit(start: Path) -> str | None:
@@ -186,8 +242,12 @@ def plan(recipe: Recipe, cells, selected, run_dir: Path, cache: ModuleCache, par
         lines.append(f"budget: {_duration(budget)} (cells run in the order below; the rest stay "
                      f"pending)")
     notes = [n for n in (memory_plan(c) for c in todo) if n]
-    lines.append("memory: " + ("; ".join(notes) if notes else
-                               "not planned (no memory planner yet: hook runner.memory_plan)"))
+    lines.append("memory (adapterxl plan, H100, not yet checked on a GPU): "
+                 + ("; ".join(dict.fromkeys(notes)) if notes else
+                    "every module whose config is local fits at its batch size")
+                 + (f" (not planned: {', '.join(sorted(_unreadable))}: config not in the "
+                    f"local cache; `adapterxl plan --model ID` fetches only the config)"
+                    if _unreadable else ""))
     lines.append("")
     lines.append("order | cell | status | modules to train / cached")
     for i, cell in enumerate(selected):

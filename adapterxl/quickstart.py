@@ -7,15 +7,18 @@ from pathlib import Path
 from .evaluation import evaluate, format_table
 from .train import TrainConfig, train_module
 
+# recipes/quickstart.yaml is the same run as a recipe; tests/test_experiments.py keeps the two
+# in agreement.
+MODEL, INTERMEDIATE, TARGET = "builtin:tiny-xlmr", "mnli", "xnli"
+SETTINGS = dict(max_steps=300, batch_size=32, max_length=64, lr=3e-3)
 NOTE = ("builtin:tiny-xlmr is a tiny RANDOMLY initialized model and the data are synthetic: "
         "the numbers show that the pipeline works, not how well transfer works.")
 
 
-def run(output: str = "runs/quickstart", method: str = "seq_bn", steps: int = 300,
-        echo=print) -> dict:
+def run(output: str = "runs/quickstart", method: str = "seq_bn",
+        steps: int = SETTINGS["max_steps"], echo=print) -> dict:
     out = Path(output)
-    common = dict(model="builtin:tiny-xlmr", data="samples", method=method, max_steps=steps,
-                  batch_size=32, max_length=64, lr=3e-3)
+    common = dict(SETTINGS, model=MODEL, data="samples", method=method, max_steps=steps)
     echo(f"[1/3] phase 2: intermediate module, mnli -> {out / 'mnli'}")
     inter = train_module(TrainConfig(task="mnli", output=str(out / "mnli"), **common))
     echo(f"      dev accuracy {inter['dev']:.3f}")

@@ -447,3 +447,16 @@ def test_dry_run_reports_the_memory_plan(tmp_path):
                cache_dir=tmp_path / "cache", echo=lines.append)
     memory = next(line for line in lines if line.startswith("memory"))
     assert "micro-batch" in memory and "on an H100" in memory, memory
+
+
+def test_quickstart_recipe_is_what_quickstart_runs():
+    from adapterxl import quickstart
+    from adapterxl.experiments import load_recipe
+
+    recipe = load_recipe(RECIPES / "quickstart.yaml")
+    assert recipe.settings("intermediate") == recipe.settings("target") == quickstart.SETTINGS
+    (cell,) = grid.expand(recipe)
+    assert (cell.backbone.model, cell.intermediate, cell.composition, cell.target,
+            cell.method) == (quickstart.MODEL, quickstart.INTERMEDIATE, "stack",
+                             quickstart.TARGET, "seq_bn")
+    assert recipe.data == "samples"

@@ -35,13 +35,14 @@ from .modules import (Fusion, assemble, common_lower, get_method, method_config,
 from .data.mixture import TaskStream, task_probabilities
 from .data.preprocess import loader
 from .data.hub import hub_spec
-from .data.sources import SAMPLES, load_split, source_kind
+from .data.sources import load_split, source_kind
+from .data.text import language_rows, language_task
 from .tasks import Task, get_task, guard_warning
 
 # Fusion learning rates: AdapterFusion's 5e-5 (Pfeiffer et al. 2021); LoRA fusion trains one
 # logit per module per projection, which moves at LoRA-like rates only if the rate is large.
 FUSION_LR = {"adapters": 5e-5, "peft": 1e-2}
-LANGUAGE_HP = {"epochs": 1, "batch_size": 32, "max_length": 256}
+
 
 
 @dataclass
@@ -107,16 +108,6 @@ def versions() -> dict:
         except md.PackageNotFoundError:
             out[pkg] = None
     return out
-
-
-def language_task(language: str) -> Task:
-    """Masked language modelling on one language's raw text (a MAD-X language module)."""
-    if not language or not language.isalpha() or not 2 <= len(language) <= 3:
-        raise AdapterxlError(f"--language must be an ISO 639 code like sw or yor, "
-                             f"got {language!r}")
-    return Task(name="mlm", description=f"masked language modelling on {language} text",
-                format="mlm", role="language", languages=(language,), metric="accuracy",
-                sources={}, hyperparameters=dict(LANGUAGE_HP), train_language=language)
 
 
 def _tasks(cfg: TrainConfig) -> list[Task]:
@@ -198,61 +189,6 @@ def _sha(mod) -> str | None:
     return mod.manifest.get("files", {}).get("module.safetensors")
 
 
-def _language_rows(cfg: TrainConfig, task: Task) -> tuple[list[dict], list[dict]]:
-    """Text lines for a language module: --text FILE, --dataset ID[:CONFIG] (its `text`
-    column), or the bundled sample text. The last 5% (at most 2000 lines, a fixed seeded
-    pick) are held out as dev for masked-token accuracy."""
-    from .data.readers import read_text_lines
-
-    lang = task.train_language
-    if cfg.text and cfg.dataset:
-        raise AdapterxlError("give --text or --dataset, not both")
-    if cfg.text:
-        rows = read_text_lines(cfg.text)
-    elif cfg.dataset:
-        rows = _dataset_text(cfg.dataset, cfg.max_train_examples)
-    elif source_kind(cfg.data, cfg.data_dir) == "samples":
-        path = SAMPLES / "text" / f"{lang}.txt"
-        if not path.exists():
-            have = sorted(p.stem for p in (SAMPLES / "text").glob("*.txt"))
-            raise AdapterxlError(f"no bundled sample text for {lang!r} (have: "
-                                 f"{', '.join(have)}); give --text FILE")
-        rows = read_text_lines(path)
-    else:
-        raise AdapterxlError("a language module needs text: --text FILE, --dataset ID, or "
-                             "--data samples")
-    random.Random(cfg.seed).shuffle(rows)
-    held = min(2000, max(1, len(rows) // 20))
-    if len(rows) < 2:
-        raise AdapterxlError("a language module needs at least 2 lines of text")
-    dev, train = rows[:held], rows[held:]
-    if cfg.max_train_examples:
-        train = train[:cfg.max_train_examples]
-    if cfg.max_eval_examples:
-        dev = dev[:cfg.max_eval_examples]
-    return train, dev
-
-
-def _dataset_text(spec: str, limit: int | None) -> list[dict]:
-    import datasets
-
-    path, _, name = spec.partition(":")
-    try:
-        data = datasets.load_dataset(path, name or None, split="train", streaming=True)
-    except Exception as e:  # offline, unknown id, missing config: the library's first line
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise AdapterxlError(f"cannot load text dataset {spec!r}: {first}") from e
-    rows = []
-    for record in data:
-        if "text" not in record:
-            raise AdapterxlError(f"dataset {spec!r} has no `text` column "
-                                 f"(columns: {', '.join(record)})")
-        rows += [{"text": t.strip()} for t in str(record["text"]).split("\n") if t.strip()]
-        if limit and len(rows) >= limit * 1.06:
-            break
-    return rows
-
-
 def task_labels(task, fmt: Format, rows: list[dict], backbone: Backbone) -> list[str]:
     """The label set: the catalogue's, or (CCG supertags) every tag seen in the data, and
     the vocabulary for masked language modelling."""
@@ -295,7 +231,10 @@ class _TaskData:
 def _load_task(cfg: TrainConfig, task: Task, backbone: Backbone) -> _TaskData:
     fmt = get_format(task.format)
     if task.format == "mlm":
-        train_rows, dev_rows = _language_rows(cfg, task)
+        train_rows, dev_rows = language_rows(
+            task, text=cfg.text, dataset=cfg.dataset, samples=source_kind(
+                cfg.data, cfg.data_dir) == "samples", seed=cfg.seed,
+            max_train=cfg.max_train_examples, max_dev=cfg.max_eval_examples)
     else:
         train_rows = load_split(task, "train", data=cfg.data, data_dir=cfg.data_dir,
                                 max_examples=cfg.max_train_examples)

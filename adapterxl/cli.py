@@ -112,6 +112,9 @@ def train_options(default_output: str, language: bool = False):
         click.option("--micro-batch-size", type=int, default=None,
                      help="Per-step batch; gradients accumulate to --batch-size."),
         click.option("--max-length", type=int, default=None),
+        click.option("--optimizer", default="adamw", show_default=True,
+                     help="adamw, or bitsandbytes' adamw8bit, paged_adamw, paged_adamw8bit "
+                          "(smaller optimizer states; for large trainable parts)."),
         click.option("--max-train-examples", type=int, default=None),
         click.option("--seed", type=int, default=42, show_default=True),
         click.option("--force", is_flag=True, help="Use modules trained on another backbone."),

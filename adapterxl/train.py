@@ -75,6 +75,7 @@ class TrainConfig:
     max_length: int | None = None
     warmup_ratio: float = 0.1
     weight_decay: float = 0.01
+    optimizer: str = "adamw"  # adamw, adamw8bit, paged_adamw, paged_adamw8bit (bitsandbytes)
     evals: int = 5
     max_train_examples: int | None = None
     max_eval_examples: int | None = None
@@ -134,6 +135,9 @@ def _tasks(cfg: TrainConfig) -> list[Task]:
 def _resolve(cfg: TrainConfig):
     tasks = _tasks(cfg)
     get_method(cfg.method)
+    if cfg.optimizer not in OPTIMIZERS:
+        from .errors import unknown
+        raise unknown("optimizer", cfg.optimizer, OPTIMIZERS)
     source_kind(cfg.data, cfg.data_dir)
     given = [flag for flag, value in (("--stack", cfg.stack), ("--init-from", cfg.init_from),
                                       ("--fuse", cfg.fuse)) if value]
@@ -348,8 +352,9 @@ def train_module(cfg: TrainConfig, progress: bool = True, backbone: Backbone | N
     params = model.trainable_parameters()
     decay = [p for p in params if p.ndim > 1]
     no_decay = [p for p in params if p.ndim <= 1]
-    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
-                                   {"params": no_decay, "weight_decay": 0.0}], lr=hp["lr"])
+    optimizer = make_optimizer(cfg.optimizer,
+                               [{"params": decay, "weight_decay": cfg.weight_decay},
+                                {"params": no_decay, "weight_decay": 0.0}], hp["lr"])
     scheduler = get_linear_schedule_with_warmup(optimizer, int(cfg.warmup_ratio * total), total)
     model, optimizer = accelerator.prepare(model, optimizer)
     core = accelerator.unwrap_model(model)
@@ -525,6 +530,27 @@ def train_module(cfg: TrainConfig, progress: bool = True, backbone: Backbone | N
         checkpoint.remove(where)  # the module is safely saved: nothing left to resume
     accelerator.wait_for_everyone()
     return result
+
+
+OPTIMIZERS = ("adamw", "adamw8bit", "paged_adamw", "paged_adamw8bit")
+
+
+def make_optimizer(name: str, groups: list[dict], lr: float) -> torch.optim.Optimizer:
+    """AdamW, or bitsandbytes' 8-bit (states quantized blockwise: about 2 bytes per parameter
+    instead of 8) and paged (states in CUDA unified memory, evicted to the CPU under memory
+    pressure) variants. They matter for large trainable parts, such as AdapterFusion on XXL
+    (about 2.4B parameters); a bottleneck module's states are small either way."""
+    if name == "adamw":
+        return torch.optim.AdamW(groups, lr=lr)
+    import warnings
+
+    import bitsandbytes as bnb
+
+    cls = {"adamw8bit": bnb.optim.AdamW8bit, "paged_adamw": bnb.optim.PagedAdamW,
+           "paged_adamw8bit": bnb.optim.PagedAdamW8bit}[name]
+    # On the CPU paged optimizers fall back to plain memory, warning at every new state.
+    warnings.filterwarnings("ignore", message="Paged optimizers are not supported on CPU")
+    return cls(groups, lr=lr)
 
 
 def _try_micro_batch(model, data: dict, tok, n: int, seed: int) -> None:

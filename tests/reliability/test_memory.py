@@ -111,3 +111,38 @@ def test_out_of_memory_with_one_example_per_piece_is_one_clear_line(tmp_path, mo
                                              "examples; pass a smaller --micro-batch-size"):
         quick("mnli", tmp_path / "x", max_steps=2, batch_size=4)
     assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.parametrize("name", ["adamw8bit", "paged_adamw8bit"])
+def test_small_state_optimizers_train_and_resume_exactly(tmp_path, monkeypatch, name):
+    """bitsandbytes' 8-bit and paged AdamW train a module, are recorded, and their quantized
+    states survive a checkpoint: interrupted and resumed equals uninterrupted."""
+    import json
+
+    from adapterxl import checkpoint
+    from adapterxl.modules import open_module
+
+    common = dict(max_steps=8, evals=2, max_eval_examples=20, checkpoint_every=4,
+                  optimizer=name, method_config={"reduction_factor": 2})
+    full = quick("mnli", tmp_path / "full", **common)
+    manifest = json.loads((tmp_path / "full" / "manifest.json").read_text())
+    assert manifest["hyperparameters"]["optimizer"] == name
+    real = checkpoint.save
+
+    def save_then_stop(where, state, info):
+        real(where, state, info)
+        if state["step"] == 4:
+            raise AdapterxlError("simulated interruption")
+    with monkeypatch.context() as m:
+        m.setattr(checkpoint, "save", save_then_stop)
+        with pytest.raises(AdapterxlError, match="simulated"):
+            quick("mnli", tmp_path / "cut", **common)
+    resumed = quick("mnli", tmp_path / "cut", resume=True, **common)
+    assert resumed["resumed_from_step"] == 4
+    a, b = open_module(full["module"]).weights(), open_module(resumed["module"]).weights()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_unknown_optimizer_is_refused(tmp_path):
+    with pytest.raises(AdapterxlError, match="unknown optimizer 'adam9'"):
+        quick("mnli", tmp_path / "x", optimizer="adam9", max_steps=1)

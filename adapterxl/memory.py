@@ -42,9 +42,24 @@ def candidates(start: int, batch_size: int) -> list[int]:
 
 
 def find_micro_batch(try_batch: Callable[[int], None], start: int, batch_size: int,
-                     log=lambda *_: None, what: str = "") -> int:
+                     log=lambda *_: None, what: str = "",
+                     fallback: Callable[[], None] | None = None) -> int:
     """The largest candidate micro-batch for which `try_batch(n)` (a forward and backward
-    pass on the n longest examples) runs without running out of memory."""
+    pass on the n longest examples) runs without running out of memory. When not even one
+    example fits, `fallback` (turning gradient checkpointing on) is called once and the search
+    runs again: checkpointing costs a recomputed forward (about +50% FLOPs with a frozen
+    backbone), so it is used only when memory needs it."""
+    try:
+        return _search(try_batch, start, batch_size, log, what)
+    except AdapterxlError:
+        if fallback is None:
+            raise
+    fallback()
+    log("micro-batch finder: not even one example fits; gradient checkpointing is on")
+    return _search(try_batch, start, batch_size, log, what + " with gradient checkpointing")
+
+
+def _search(try_batch, start, batch_size, log, what) -> int:
     failed = []
     for n in candidates(start, batch_size):
         try:

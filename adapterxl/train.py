@@ -318,7 +318,8 @@ def train_module(cfg: TrainConfig, progress: bool = True, backbone: Backbone | N
     if not cfg.micro_batch_size and backbone.device.type == "cuda" and processes == 1:
         micro = memory.find_micro_batch(lambda n: _try_micro_batch(model, data, tok, n, cfg.seed),
                                  micro, hp["batch_size"], log,
-                                 f" at --max-length {hp['max_length']}")
+                                 f" at --max-length {hp['max_length']}",
+                                 fallback=model.gradient_checkpointing)
     per_step = micro * processes
     if hp["batch_size"] % per_step:
         raise AdapterxlError(f"batch size {hp['batch_size']} is not a multiple of micro-batch "
@@ -515,6 +516,7 @@ def train_module(cfg: TrainConfig, progress: bool = True, backbone: Backbone | N
         "tokens_per_second": round(tokens / seconds, 1), "history": history,
         "trainable_parameters": sum(p.numel() for p in params),
         "micro_batch_size": micro, "micro_batch_chunks": chunks,
+        "gradient_checkpointing": core.checkpointing,
     }
     if multi:
         result["sampling"] = {"strategy": cfg.sampling, "temperature": cfg.sampling_temperature,

@@ -305,6 +305,16 @@ class ModularModel(nn.Module):
         return {site: s / count for site, s in sums.items()}
 
     @property
+    def checkpointing(self) -> bool:
+        return bool(getattr(self.encoder, "is_gradient_checkpointing", False))
+
+    def gradient_checkpointing(self) -> None:
+        """Recompute each layer's activations in backward instead of keeping them (non-
+        reentrant, so it works although the backbone's inputs need no gradient)."""
+        self.encoder.gradient_checkpointing_enable(
+            gradient_checkpointing_kwargs={"use_reentrant": False})
+
+    @property
     def num_layers(self) -> int:
         return self.encoder.config.num_hidden_layers
 

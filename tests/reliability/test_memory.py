@@ -146,3 +146,48 @@ def test_small_state_optimizers_train_and_resume_exactly(tmp_path, monkeypatch, 
 def test_unknown_optimizer_is_refused(tmp_path):
     with pytest.raises(AdapterxlError, match="unknown optimizer 'adam9'"):
         quick("mnli", tmp_path / "x", optimizer="adam9", max_steps=1)
+
+
+def test_finder_turns_gradient_checkpointing_on_only_when_nothing_fits():
+    state, lines = {"checkpointing": False}, []
+
+    def try_batch(n):
+        if not state["checkpointing"] or n > 2:
+            raise memory.OutOfMemory("CUDA out of memory.")
+
+    def turn_on():
+        state["checkpointing"] = True
+    assert memory.find_micro_batch(try_batch, 16, 16, lines.append, fallback=turn_on) == 2
+    assert state["checkpointing"]
+    assert "gradient checkpointing is on" in lines[0]
+    # When something fits without it, it stays off.
+    state["checkpointing"] = False
+    assert memory.find_micro_batch(oom_above(4), 16, 16, fallback=turn_on) == 4
+    assert not state["checkpointing"]
+
+
+@pytest.mark.parametrize("method", ["seq_bn", "lora"])
+def test_gradient_checkpointing_gives_the_same_gradients(method):
+    from adapterxl.backbone import load_backbone
+    from adapterxl.heads import head_config
+    from adapterxl.modules import assemble
+    from conftest import batch
+
+    grads = []
+    for checkpointing in (False, True):
+        bb = load_backbone("builtin:tiny-xlmr")
+        torch.manual_seed(0)
+        model, _ = assemble(bb, [], method=method,
+                            head=head_config("classification", 64, 3, "mean"))
+        if checkpointing:
+            model.gradient_checkpointing()
+        assert model.checkpointing == checkpointing
+        model.train()
+        for m in model.modules():  # training mode (checkpointing is active), no dropout noise
+            if isinstance(m, torch.nn.Dropout):
+                m.p = 0.0
+        model(**batch(bb, n=4), labels=torch.tensor([0, 1, 2, 0]))["loss"].backward()
+        grads.append({n: p.grad for n, p in model.named_parameters() if p.grad is not None})
+    assert grads[0].keys() == grads[1].keys() and grads[0]
+    for name in grads[0]:
+        assert torch.allclose(grads[0][name], grads[1][name], atol=1e-6), name

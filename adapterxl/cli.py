@@ -112,6 +112,9 @@ def train_options(default_output: str, language: bool = False):
         click.option("--micro-batch-size", type=int, default=None,
                      help="Per-step batch; gradients accumulate to --batch-size."),
         click.option("--max-length", type=int, default=None),
+        click.option("--module-dtype", type=click.Choice(["fp32", "bf16"]), default="fp32",
+                     show_default=True,
+                     help="The trainable module's weights while training (heads stay fp32)."),
         click.option("--optimizer", default="adamw", show_default=True,
                      help="adamw, or bitsandbytes' adamw8bit, paged_adamw, paged_adamw8bit "
                           "(smaller optimizer states; for large trainable parts)."),

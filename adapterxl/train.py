@@ -76,6 +76,7 @@ class TrainConfig:
     warmup_ratio: float = 0.1
     weight_decay: float = 0.01
     optimizer: str = "adamw"  # adamw, adamw8bit, paged_adamw, paged_adamw8bit (bitsandbytes)
+    module_dtype: str = "fp32"  # the trainable module's weights while training: fp32 or bf16
     evals: int = 5
     max_train_examples: int | None = None
     max_eval_examples: int | None = None
@@ -138,6 +139,9 @@ def _resolve(cfg: TrainConfig):
     if cfg.optimizer not in OPTIMIZERS:
         from .errors import unknown
         raise unknown("optimizer", cfg.optimizer, OPTIMIZERS)
+    if cfg.module_dtype not in ("fp32", "bf16"):
+        from .errors import unknown
+        raise unknown("module dtype", cfg.module_dtype, ("fp32", "bf16"))
     source_kind(cfg.data, cfg.data_dir)
     given = [flag for flag, value in (("--stack", cfg.stack), ("--init-from", cfg.init_from),
                                       ("--fuse", cfg.fuse)) if value]
@@ -303,6 +307,11 @@ def train_module(cfg: TrainConfig, progress: bool = True, backbone: Backbone | N
                             backbone.pooling) for n, d in data.items()}
     model, top = assemble(backbone, lower, method=cfg.method, config=cfg.method_config,
                           init_from=init_from, fuse=fuse, heads=heads, force=cfg.force)
+    if cfg.module_dtype == "bf16":
+        if backbone.precision != "bf16":
+            raise AdapterxlError(f"--module-dtype bf16 needs --precision bf16 (bf16 autocast); "
+                                 f"the backbone runs in {backbone.precision}")
+        model.cast_trainable(top, torch.bfloat16)
 
     accelerator = Accelerator(device_placement=False, cpu=backbone.device.type == "cpu")
     processes = accelerator.num_processes

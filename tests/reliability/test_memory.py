@@ -191,3 +191,28 @@ def test_gradient_checkpointing_gives_the_same_gradients(method):
     assert grads[0].keys() == grads[1].keys() and grads[0]
     for name in grads[0]:
         assert torch.allclose(grads[0][name], grads[1][name], atol=1e-6), name
+
+
+def test_bf16_module_weights_train_and_save_as_fp32(tmp_path, monkeypatch):
+    from adapterxl.modules import ModularModel as MM
+    from adapterxl.modules import load_for_inference, open_module
+    from adapterxl.backbone import load_backbone
+    from conftest import batch
+
+    dtypes = []
+    cast = MM.cast_trainable
+
+    def spy(self, slot, dtype):
+        cast(self, slot, dtype)
+        dtypes.extend(p.dtype for p in self._slot_params(slot).values())
+    monkeypatch.setattr(MM, "cast_trainable", spy)
+    result = quick("mnli", tmp_path / "bf16", max_steps=6, evals=1, precision="bf16",
+                   module_dtype="bf16")
+    assert dtypes and set(dtypes) == {torch.bfloat16}
+    mod = open_module(result["module"])
+    assert all(t.dtype == torch.float32 for t in mod.weights().values())
+    net = load_for_inference(load_backbone("builtin:tiny-xlmr", precision="bf16"), mod)
+    with torch.no_grad():
+        assert torch.isfinite(net(**batch(net.backbone))["logits"]).all()
+    with pytest.raises(AdapterxlError, match="--module-dtype bf16 needs --precision bf16"):
+        quick("mnli", tmp_path / "x", max_steps=1, precision="fp32", module_dtype="bf16")

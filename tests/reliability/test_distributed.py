@@ -44,7 +44,8 @@ result = train.train_module(train.TrainConfig(**json.loads(sys.argv[1])), progre
 rank = int(os.environ["RANK"])
 with open(os.path.join(sys.argv[2], f"rank{rank}.json"), "w") as f:
     json.dump({"rank": rank, "saves": saves, "steps": result["steps"],
-               "best_step": result["best_step"], "seen": result["epochs_seen"]}, f)
+               "best_step": result["best_step"], "seen": result["epochs_seen"],
+               "resumed_from": result.get("resumed_from_step")}, f)
 """
 
 
@@ -118,3 +119,67 @@ def test_two_processes_train_the_module_one_process_trains(tmp_path, adapterxl_h
     # summation order they agree to rounding only, hence a tolerance rather than equality.
     assert worst < 1e-4, f"largest difference relative to the tensor's scale: {worst:.3g}"
     print(f"max relative difference: {worst:.3g}")
+
+
+# A rank-0 process that dies right after writing the step-10 checkpoint (the agent then
+# stops the other rank): an interrupted two-process run.
+DIES = """
+import os
+import adapterxl.checkpoint as checkpoint
+real_save = checkpoint.save
+def save(where, state, info):
+    real_save(where, state, info)
+    if state["step"] == int(os.environ["AXL_DIE_AT"]):
+        os._exit(3)
+checkpoint.save = save
+"""
+
+
+def test_two_process_run_resumes_from_its_checkpoint(tmp_path, adapterxl_home, monkeypatch):
+    """Interrupted after its step-10 checkpoint and resumed with --resume on two processes,
+    a data-parallel run ends with the module an uninterrupted run gives (the one-process
+    run, which the test above shows equal to the two-process one)."""
+    reason = cannot_launch()
+    if reason:
+        pytest.skip(reason)
+    from adapterxl.backbone import load_backbone
+
+    monkeypatch.setattr(torch.nn.Dropout, "forward", lambda self, x: x)
+    scope = {}
+    exec(NO_DROPOUT.replace("torch.nn.Dropout.forward", "_"), scope)
+    run = dict(RUN, checkpoint_every=5)
+    single = quick("mnli", tmp_path / "single",
+                   backbone=scope["no_dropout"](load_backbone("builtin:tiny-xlmr")), **run)
+
+    output = tmp_path / "ddp"
+    root = Path(__file__).resolve().parents[2]
+    env = dict(os.environ, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1",
+               ADAPTERXL_HOME=str(adapterxl_home), OMP_NUM_THREADS="1",
+               TOKENIZERS_PARALLELISM="false", AXL_DIE_AT="10", CUDA_VISIBLE_DEVICES="",
+               PYTHONPATH=os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")]))
+
+    def launch(script_text, **extra):
+        cfg = dict(task="mnli", output=str(output), model="builtin:tiny-xlmr", data="samples",
+                   **run, **extra)
+        script = tmp_path / "rank.py"
+        script.write_text(script_text)
+        command = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "1",
+                   "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
+                   "--master_port", str(free_port()), str(script), json.dumps(cfg),
+                   str(tmp_path)]
+        return subprocess.run(command, env=env, capture_output=True, text=True, timeout=180)
+
+    died = launch(DIES + CHILD)
+    assert died.returncode != 0
+    info = json.loads((tmp_path / "ddp.checkpoint" / "checkpoint.json").read_text())
+    assert info["step"] == 10 and not output.exists()
+    resumed = launch(CHILD, resume=True)
+    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-5000:]
+    ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
+    assert [r["steps"] for r in ranks] == [20, 20]
+    assert [r["resumed_from"] for r in ranks] == [10, 10]
+    for weights in ("module.safetensors", "head.safetensors"):
+        a, b = load_file(Path(single["module"]) / weights), load_file(output / weights)
+        for name in a:
+            scale = a[name].abs().max().item() or 1.0
+            assert (a[name] - b[name]).abs().max().item() / scale < 1e-4, name

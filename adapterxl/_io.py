@@ -1,6 +1,7 @@
 """Atomic writes: a crash or kill mid-write leaves the previous file or directory intact."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -40,6 +41,27 @@ def write_text(path: Path, text: str) -> None:
 
 def write_json(path: Path, data) -> None:
     write_text(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+
+
+def read_json(path: Path):
+    """A JSON file's content; a file that is not JSON is one clear error naming it."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise AdapterxlError(f"{path} is not valid JSON ({e})") from e
+
+
+@contextlib.contextmanager
+def staged(target: Path):
+    """Build a directory beside `target` and swap it in when the block succeeds; on any
+    failure the half-built one is removed and `target` is left as it was."""
+    tmp = staging_dir(target)
+    try:
+        yield tmp
+        replace_dir(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
 
 
 def staging_dir(target: Path) -> Path:

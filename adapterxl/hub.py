@@ -209,8 +209,7 @@ def pull(spec: str, registry: str | os.PathLike | None = None) -> Path:
     if source != "hf" and not _registry_dir(source, repo_id, revision).is_dir():
         raise AdapterxlError(f"module {where} is not in the registry {source} (no folder "
                              f"{_registry_dir(source, repo_id, revision)})")
-    staged = _io.staging_dir(target)
-    try:
+    with _io.staged(target) as staged:
         if source == "hf":
             import huggingface_hub
 
@@ -231,10 +230,6 @@ def pull(spec: str, registry: str | os.PathLike | None = None) -> Path:
             _check_pulled(staged, what)
         except AdapterxlError as e:
             raise AdapterxlError(f"{e}; nothing was changed; {retry}") from e
-        _io.replace_dir(staged, target)
-    except BaseException:
-        shutil.rmtree(staged, ignore_errors=True)
-        raise
     return target
 
 
@@ -441,9 +436,8 @@ def push(module, repo: str, private: bool = False, revision: str | None = None,
         if source != "hf":
             target = _registry_dir(source, repo_id, revision)
             try:
-                tmp = _io.staging_dir(target)
-                shutil.copytree(staged, tmp, dirs_exist_ok=True)
-                _io.replace_dir(tmp, target)
+                with _io.staged(target) as tmp:
+                    shutil.copytree(staged, tmp, dirs_exist_ok=True)
             except OSError as e:
                 raise AdapterxlError(f"cannot push {where} to the registry {source}: "
                                      f"{e.strerror or e}; {retry}") from e

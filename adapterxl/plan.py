@@ -76,13 +76,46 @@ NOT_CHECKED = ("prediction NOT yet checked against GPU measurements (benchmarks/
 
 
 # ---------------------------------------------------------------------------------- configs
+# The published configs' shapes (the fields that matter) of the backbones adapterxl is made
+# for, so that these plan (and benchmark) without a download, also offline.
+_XLMR = dict(max_position_embeddings=514, type_vocab_size=1, pad_token_id=1)
+PUBLISHED = {
+    "xlm-roberta-base": dict(model_type="xlm-roberta", vocab_size=250002, hidden_size=768,
+                             num_hidden_layers=12, num_attention_heads=12,
+                             intermediate_size=3072, **_XLMR),
+    "xlm-roberta-large": dict(model_type="xlm-roberta", vocab_size=250002, hidden_size=1024,
+                              num_hidden_layers=24, num_attention_heads=16,
+                              intermediate_size=4096, **_XLMR),
+    "facebook/xlm-roberta-xl": dict(model_type="xlm-roberta-xl", vocab_size=250880,
+                                    hidden_size=2560, num_hidden_layers=36,
+                                    num_attention_heads=32, intermediate_size=10240, **_XLMR),
+    "facebook/xlm-roberta-xxl": dict(model_type="xlm-roberta-xl", vocab_size=250880,
+                                     hidden_size=4096, num_hidden_layers=48,
+                                     num_attention_heads=32, intermediate_size=16384, **_XLMR),
+    "google/mt5-xxl": dict(model_type="mt5", vocab_size=250112, d_model=4096, d_ff=10240,
+                           num_layers=24, num_decoder_layers=24, num_heads=64, d_kv=64,
+                           feed_forward_proj="gated-gelu", tie_word_embeddings=False,
+                           relative_attention_num_buckets=32, dropout_rate=0.1,
+                           pad_token_id=0, eos_token_id=1, decoder_start_token_id=0),
+    "meta-llama/Llama-2-13b-hf": dict(model_type="llama", vocab_size=32000, hidden_size=5120,
+                                      intermediate_size=13824, num_hidden_layers=40,
+                                      num_attention_heads=40, num_key_value_heads=40,
+                                      max_position_embeddings=4096, pad_token_id=0,
+                                      bos_token_id=1, eos_token_id=2),
+}
+
+
 def load_config(model: str, trust_remote_code: bool = False):
     """A transformers config from `builtin:<name>`, a config.json file, a checkpoint directory,
-    or a Hub id (its config.json only: from the local Hub cache, or downloaded; never weights)."""
+    or a Hub id (its config.json only: from the local Hub cache, or downloaded; never weights;
+    the backbones in PUBLISHED need neither)."""
     from transformers import AutoConfig
 
     from .backbone import BUILTIN
 
+    if model in PUBLISHED:
+        spec = dict(PUBLISHED[model])
+        return AutoConfig.for_model(spec.pop("model_type"), **spec)
     try:
         if model.startswith("builtin:"):
             name = model.split(":", 1)[1]

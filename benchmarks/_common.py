@@ -13,10 +13,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from adapterxl.plan import PUBLISHED  # noqa: E402
+
 PEAK_BF16 = 989e12  # H100/H200 SXM dense BF16 FLOP/s (see shared/reference/performance.md)
 
-# The published configs' shapes (xlm-roberta-base/large, facebook/xlm-roberta-xl/xxl,
-# google/mt5-xxl's encoder, Llama-2-13B); "tiny" and "small" are CPU-sized XLM-R shapes.
+# "tiny" and "small" are CPU-sized XLM-R shapes; the others are the published configs' shapes
+# (adapterxl.plan.PUBLISHED), with the special-token ids of the builtin tokenizer that random
+# backbones use (pad 1, bos 0, eos 2).
+_TOKENS = dict(pad_token_id=1, bos_token_id=0, eos_token_id=2)
 SHAPES = {
     "tiny": dict(model_type="xlm-roberta", vocab_size=2000, hidden_size=64,
                  num_hidden_layers=2, num_attention_heads=4, intermediate_size=128,
@@ -24,27 +28,12 @@ SHAPES = {
     "small": dict(model_type="xlm-roberta", vocab_size=2000, hidden_size=256,
                   num_hidden_layers=4, num_attention_heads=4, intermediate_size=1024,
                   max_position_embeddings=514, type_vocab_size=1, pad_token_id=1),
-    "base": dict(model_type="xlm-roberta", vocab_size=250002, hidden_size=768,
-                 num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072,
-                 max_position_embeddings=514, type_vocab_size=1, pad_token_id=1),
-    "large": dict(model_type="xlm-roberta", vocab_size=250002, hidden_size=1024,
-                  num_hidden_layers=24, num_attention_heads=16, intermediate_size=4096,
-                  max_position_embeddings=514, type_vocab_size=1, pad_token_id=1),
-    "xl": dict(model_type="xlm-roberta-xl", vocab_size=250880, hidden_size=2560,
-               num_hidden_layers=36, num_attention_heads=32, intermediate_size=10240,
-               max_position_embeddings=514, type_vocab_size=1, pad_token_id=1),
-    "xxl": dict(model_type="xlm-roberta-xl", vocab_size=250880, hidden_size=4096,
-                num_hidden_layers=48, num_attention_heads=32, intermediate_size=16384,
-                max_position_embeddings=514, type_vocab_size=1, pad_token_id=1),
-    "mt5-xxl": dict(model_type="mt5", vocab_size=250112, d_model=4096, d_ff=10240,
-                    num_layers=24, num_decoder_layers=24, num_heads=64, d_kv=64,
-                    feed_forward_proj="gated-gelu", tie_word_embeddings=False,
-                    relative_attention_num_buckets=32, dropout_rate=0.1, pad_token_id=1,
-                    eos_token_id=2, decoder_start_token_id=1),
-    "llama-13b": dict(model_type="llama", vocab_size=32000, hidden_size=5120,
-                      intermediate_size=13824, num_hidden_layers=40, num_attention_heads=40,
-                      num_key_value_heads=40, max_position_embeddings=4096, pad_token_id=1,
-                      bos_token_id=0, eos_token_id=2),
+    "base": PUBLISHED["xlm-roberta-base"],
+    "large": PUBLISHED["xlm-roberta-large"],
+    "xl": PUBLISHED["facebook/xlm-roberta-xl"],
+    "xxl": PUBLISHED["facebook/xlm-roberta-xxl"],
+    "mt5-xxl": {**PUBLISHED["google/mt5-xxl"], **_TOKENS, "decoder_start_token_id": 1},
+    "llama-13b": {**PUBLISHED["meta-llama/Llama-2-13b-hf"], **_TOKENS},
 }
 
 

@@ -59,3 +59,40 @@ def batch(backbone, n=6, lang="de"):
              for f in get_format("pair_classification").encode(rows, backbone.tokenizer, 64,
                                                                 False, None)]
     return Collator(backbone.tokenizer.pad_token_id)(feats)
+
+
+def cli(*args):
+    """Run the `adapterxl` command in-process (arguments may be paths)."""
+    from click.testing import CliRunner
+
+    from adapterxl.cli import main
+
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def fails(*args, match, also=()):
+    """The command exits 2 with exactly one `error:` line naming `match` (and each of `also`)."""
+    result = cli(*args)
+    assert result.exit_code == 2, (result.exit_code, result.output, result.exception)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    assert "Traceback" not in result.output
+    assert match in lines[0], lines[0]
+    for part in also:
+        assert str(part) in lines[0], (part, lines[0])
+    return lines[0]
+
+
+def interrupt_at(monkeypatch, step):
+    """From now on (within `monkeypatch`), a training run stops right after writing its
+    checkpoint at optimizer step `step`, as if killed there."""
+    from adapterxl import checkpoint
+    from adapterxl.errors import AdapterxlError
+
+    real = checkpoint.save
+
+    def save_then_stop(where, state, info):
+        real(where, state, info)
+        if state["step"] == step:
+            raise AdapterxlError("simulated interruption")
+    monkeypatch.setattr(checkpoint, "save", save_then_stop)

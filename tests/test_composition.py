@@ -11,7 +11,7 @@ from adapterxl.backbone import load_backbone
 from adapterxl.data.preprocess import loader
 from adapterxl.heads import head_config
 from adapterxl.modules import ModularModel, load_for_inference, open_module
-from conftest import batch, quick
+from conftest import batch, interrupt_at, quick
 
 # ---- fusion learns where the information is --------------------------------------------
 
@@ -272,21 +272,13 @@ class _FakeLoader:
 def test_multitask_resume_is_exact(tmp_path, monkeypatch):
     """Interrupted after its checkpoint at step 6, a multi-task run resumed gives the same
     module as an uninterrupted one."""
-    from adapterxl import checkpoint
     from adapterxl.errors import AdapterxlError
 
     common = dict(max_steps=12, evals=2, max_eval_examples=20, checkpoint_every=3)
     full = quick("mnli,qqp", tmp_path / "full", **common)
     out = tmp_path / "cut"
-    # Stop the run right after the step-6 checkpoint by failing the step-7 save.
-    real = checkpoint.save
-
-    def save_then_stop(where, state, info):
-        real(where, state, info)
-        if state["step"] == 6:
-            raise AdapterxlError("simulated interruption")
     with monkeypatch.context() as m:
-        m.setattr(checkpoint, "save", save_then_stop)
+        interrupt_at(m, 6)
         with pytest.raises(AdapterxlError, match="simulated"):
             quick("mnli,qqp", out, **common)
     resumed = quick("mnli,qqp", out, resume=True, **common)

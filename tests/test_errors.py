@@ -2,22 +2,10 @@
 import json
 
 import pytest
-from click.testing import CliRunner
-
-from adapterxl.cli import main
+from conftest import cli, fails
 
 TINY = ["--model", "builtin:tiny-xlmr", "--data", "samples", "--max-steps", "2",
         "--batch-size", "8"]
-
-
-def fails(*args, match):
-    result = CliRunner().invoke(main, list(args))
-    assert result.exit_code == 2, (result.exit_code, result.output, result.exception)
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    assert "Traceback" not in result.output
-    assert match in lines[0], lines[0]
-    return lines[0]
 
 
 def test_unknown_task_suggests():
@@ -157,11 +145,11 @@ def test_unexpected_errors_are_one_line_too(monkeypatch):
     def broken(role=None):
         raise RuntimeError("something deep broke\nsecond line")
     monkeypatch.setattr(tasks, "list_tasks", broken)
-    result = CliRunner().invoke(main, ["tasks"])
+    result = cli("tasks")
     assert result.exit_code == 1
     assert result.stderr.strip() == ("error: unexpected RuntimeError: something deep broke "
                                      "(rerun with `adapterxl --debug ...` for the traceback)")
-    debug = CliRunner().invoke(main, ["--debug", "tasks"])
+    debug = cli("--debug", "tasks")
     assert isinstance(debug.exception, RuntimeError)
 
 

@@ -8,36 +8,24 @@ from pathlib import Path
 
 import pytest
 import torch
-from click.testing import CliRunner
 
 from adapterxl.backbone import builtin_path, load_backbone
-from adapterxl.cli import main
 from adapterxl.errors import AdapterxlError
 from adapterxl.modules import (assemble, check_compatible, load_for_inference, open_module)
 from adapterxl.modules.store import sha256
-from conftest import batch, quick
+from conftest import batch, cli, fails, quick
 
 TINY = "builtin:tiny-xlmr"
 SECRET = "hf_SECRETtoken0123456789"
 
 
-def run(*args):
-    return CliRunner().invoke(main, [str(a) for a in args])
+run = cli
 
 
 def ok(*args):
     r = run(*args)
     assert r.exit_code == 0, (r.output, r.exception)
     return r.stdout
-
-
-def fails(*args, match):
-    r = run(*args)
-    assert r.exit_code == 2, (r.exit_code, r.output, r.exception)
-    lines = r.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), r.stderr
-    assert match in lines[0], lines[0]
-    return lines[0]
 
 
 def logits(module_dir, inputs=None):

@@ -4,27 +4,12 @@ import shutil
 
 import pytest
 import torch
-from click.testing import CliRunner
 
 from adapterxl.backbone import load_backbone
-from adapterxl.cli import main
 from adapterxl.modules import ModularModel, install, load_for_inference, open_module
 from adapterxl.modules.inspect import format_inspection, inspect_module
 from adapterxl.modules.merge import merge_modules
-from conftest import batch, quick
-
-
-def cli(*args):
-    return CliRunner().invoke(main, [str(a) for a in args])
-
-
-def fails(*args, match):
-    result = cli(*args)
-    assert result.exit_code == 2, (result.exit_code, result.output, result.exception)
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    assert match in lines[0], lines[0]
-    return lines[0]
+from conftest import batch, cli, fails, quick
 
 
 # Short runs with one small dev evaluation: the modules only need non-trivial weights. (The

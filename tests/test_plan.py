@@ -11,34 +11,14 @@ import torch
 from click.testing import CliRunner
 
 from adapterxl.errors import AdapterxlError
-from adapterxl.plan import GIB, load_config, meta_model, plan, weight_breakdown
+from adapterxl.plan import GIB, PUBLISHED, load_config, meta_model, plan, weight_breakdown
 
-# Real shapes (the published configs' fields that matter), written here: tests are offline.
-CONFIGS = {
-    "xlm-roberta-base": dict(model_type="xlm-roberta", vocab_size=250002, hidden_size=768,
-                             num_hidden_layers=12, num_attention_heads=12,
-                             intermediate_size=3072, max_position_embeddings=514,
-                             type_vocab_size=1, pad_token_id=1),
-    "xlm-roberta-large": dict(model_type="xlm-roberta", vocab_size=250002, hidden_size=1024,
-                              num_hidden_layers=24, num_attention_heads=16,
-                              intermediate_size=4096, max_position_embeddings=514,
-                              type_vocab_size=1, pad_token_id=1),
-    "xlm-roberta-xl": dict(model_type="xlm-roberta-xl", vocab_size=250880, hidden_size=2560,
-                           num_hidden_layers=36, num_attention_heads=32,
-                           intermediate_size=10240, max_position_embeddings=514,
-                           type_vocab_size=1, pad_token_id=1),
-    "xlm-roberta-xxl": dict(model_type="xlm-roberta-xl", vocab_size=250880, hidden_size=4096,
-                            num_hidden_layers=48, num_attention_heads=32,
-                            intermediate_size=16384, max_position_embeddings=514,
-                            type_vocab_size=1, pad_token_id=1),
-    "mt5-xxl": dict(model_type="mt5", vocab_size=250112, d_model=4096, d_ff=10240,
-                    num_layers=24, num_decoder_layers=24, num_heads=64, d_kv=64,
-                    feed_forward_proj="gated-gelu", tie_word_embeddings=False,
-                    relative_attention_num_buckets=32, dropout_rate=0.1),
-    "llama-2-13b": dict(model_type="llama", vocab_size=32000, hidden_size=5120,
-                        intermediate_size=13824, num_hidden_layers=40, num_attention_heads=40,
-                        num_key_value_heads=40, max_position_embeddings=4096),
-}
+# The published shapes under the names used below; written to config.json files, so the
+# planner's file path is what is tested (PUBLISHED itself plans without files).
+CONFIGS = {name: PUBLISHED[hub_id] for name, hub_id in (
+    ("xlm-roberta-base", "xlm-roberta-base"), ("xlm-roberta-large", "xlm-roberta-large"),
+    ("xlm-roberta-xl", "facebook/xlm-roberta-xl"), ("xlm-roberta-xxl", "facebook/xlm-roberta-xxl"),
+    ("mt5-xxl", "google/mt5-xxl"), ("llama-2-13b", "meta-llama/Llama-2-13b-hf"))}
 # Known sizes of the bare models adapterxl loads (no pooler, no LM head, mT5 encoder only).
 KNOWN = {"xlm-roberta-base": 278e6, "xlm-roberta-large": 560e6, "xlm-roberta-xl": 3.48e9,
          "xlm-roberta-xxl": 10.7e9, "mt5-xxl": 5.66e9,
@@ -208,3 +188,11 @@ def test_random_backbone_never_materializes_fp32(tmp_path):
     assert r["dtypes"] == ["torch.bfloat16"]
     assert 170e6 < r["params"] < 185e6
     assert r["added"] < 0.75 * 4 * r["params"], r  # bf16 is 2 bytes/param
+
+
+def test_published_backbones_plan_without_files_or_network():
+    for hub_id, spec in PUBLISHED.items():
+        config = load_config(hub_id)
+        assert config.model_type == spec["model_type"]
+    xxl = plan("facebook/xlm-roberta-xxl", quantize="4bit", batch=16)
+    assert 10.6e9 < xxl["params"]["backbone"] < 10.8e9  # XLM-R XXL: 10.7B

@@ -103,7 +103,9 @@ _unreadable: set[str] = set()
 
 
 def _config_is_local(model: str) -> bool:
-    if model.startswith("builtin:") or Path(model).expanduser().exists():
+    from ..plan import PUBLISHED
+
+    if model.startswith("builtin:") or model in PUBLISHED or Path(model).expanduser().exists():
         return True
     try:
         from huggingface_hub import try_to_load_from_cache

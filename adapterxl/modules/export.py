@@ -26,6 +26,7 @@ from pathlib import Path
 
 import torch
 
+from .. import _io
 from ..errors import AdapterxlError
 from .store import HEAD, MANIFEST, ModuleDir, open_module, save_module
 
@@ -46,7 +47,6 @@ _FIXED = ("architecture", "inv_adapter", "is_parallel", "phm_layer", "mh_adapter
 # ---- export ---------------------------------------------------------------------------------
 def export_module(module, fmt: str, output) -> Path:
     """Write `module` in `fmt` ("peft" or "adapters") into the folder `output`; returns it."""
-    from .. import _io
     from .methods import get_method
 
     if fmt not in FORMATS:
@@ -68,8 +68,7 @@ def export_module(module, fmt: str, output) -> Path:
                              f"them with --format {other}")
     weights = mod.weights()
     out = Path(output)
-    staged = _io.staging_dir(out)
-    try:
+    with _io.staged(out) as staged:
         if fmt == "peft":
             _write_peft(mod, weights, staged)
         else:
@@ -81,12 +80,6 @@ def export_module(module, fmt: str, output) -> Path:
                 k: mod.manifest.get(k) for k in ("task", "format", "labels", "head", "heads",
                                                  "tasks", "task_labels", "formats")
                 if mod.manifest.get(k) is not None})
-        _io.replace_dir(staged, out)
-    except BaseException:
-        import shutil
-
-        shutil.rmtree(staged, ignore_errors=True)
-        raise
     return out
 
 
@@ -177,10 +170,7 @@ def _read_config(folder: Path) -> dict:
     path = folder / CONFIG
     if not path.is_file():
         raise AdapterxlError(f"{folder} holds no {CONFIG}: not a PEFT or adapters adapter")
-    try:
-        config = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise AdapterxlError(f"{path} is not valid JSON ({e})") from e
+    config = _io.read_json(path)
     if not isinstance(config, dict):
         raise AdapterxlError(f"{path} is not a JSON object")
     return config
@@ -371,7 +361,7 @@ def import_module(source, output, model: str | None = None, task: str | None = N
     if (folder / HEAD_CONFIG).is_file() and (folder / HEAD).is_file():
         from safetensors.torch import load_file
 
-        saved = json.loads((folder / HEAD_CONFIG).read_text(encoding="utf-8"))
+        saved = _io.read_json(folder / HEAD_CONFIG)
         head = saved.get("head")
         head_weights = load_file(folder / HEAD)
         if saved.get("heads"):

@@ -14,7 +14,6 @@ head.safetensors keys `<task>.<param>`; a single-task module's keys are unprefix
 from __future__ import annotations
 
 import hashlib
-import json
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -133,10 +132,7 @@ def open_module(path) -> ModuleDir:
     manifest_path = path / MANIFEST
     if not manifest_path.exists():
         raise AdapterxlError(f"{str(path)!r} is not an adapterxl module (no {MANIFEST})")
-    try:
-        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise AdapterxlError(f"{manifest_path} is not valid JSON ({e})") from e
+    manifest = _io.read_json(manifest_path)
     version = manifest.get("format_version")
     if not isinstance(version, int) or version > FORMAT_VERSION:
         raise AdapterxlError(f"{manifest_path}: unsupported module format version {version!r} "
@@ -166,30 +162,24 @@ def save_module(path, manifest: dict, weights: dict[str, torch.Tensor],
     from safetensors.torch import save_file
 
     path = Path(path)
-    staged = None
     try:
-        staged = _io.staging_dir(path)
-        save_file(weights, staged / WEIGHTS)
-        save_file(head_weights, staged / HEAD)
-        stack = [_copy(mod, staged / STACK / f"{i:02d}-{mod.name}")
-                 for i, mod in enumerate(lower)]
-        members = [_copy(mod, staged / FUSED / f"{i:02d}-{mod.name}")
-                   for i, mod in enumerate(fused)]
-        manifest = dict(manifest, format_version=FORMAT_VERSION, stack=stack, stacked_on=stack,
-                        files={f: sha256(staged / f) for f in (WEIGHTS, HEAD)})
-        if members:
-            manifest["fused"] = members
-        _io.write_json(staged / MANIFEST, manifest)
-        _io.replace_dir(staged, path)
-    except BaseException as e:
-        if staged is not None:
-            shutil.rmtree(staged, ignore_errors=True)
-        if isinstance(e, OSError):  # WriteError included: name the module, not the staging dir
-            # A full disk or a permission problem is the user's environment, not a bug: one
-            # line (exit 2) saying what survived; still an OSError, with its errno.
-            kept = ("the previous module there is unchanged" if path.exists()
-                    else "nothing was written")
-            raise _io.WriteError(f"cannot save module to {path}: {e.strerror or e}; {kept}",
-                                 e.errno) from e
-        raise
+        with _io.staged(path) as staged:
+            save_file(weights, staged / WEIGHTS)
+            save_file(head_weights, staged / HEAD)
+            stack = [_copy(mod, staged / STACK / f"{i:02d}-{mod.name}")
+                     for i, mod in enumerate(lower)]
+            members = [_copy(mod, staged / FUSED / f"{i:02d}-{mod.name}")
+                       for i, mod in enumerate(fused)]
+            manifest = dict(manifest, format_version=FORMAT_VERSION, stack=stack,
+                            stacked_on=stack,
+                            files={f: sha256(staged / f) for f in (WEIGHTS, HEAD)})
+            if members:
+                manifest["fused"] = members
+            _io.write_json(staged / MANIFEST, manifest)
+    except OSError as e:  # WriteError included: name the module, not the staging dir
+        # A full disk or a permission problem is the user's environment, not a bug: one line
+        # (exit 2) saying what survived; still an OSError, with its errno.
+        kept = "the previous module there is unchanged" if path.exists() else "nothing was written"
+        raise _io.WriteError(f"cannot save module to {path}: {e.strerror or e}; {kept}",
+                             e.errno) from e
     return ModuleDir(path, manifest)

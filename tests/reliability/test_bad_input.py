@@ -8,30 +8,12 @@ import shutil
 
 import pytest
 import torch
-from click.testing import CliRunner
 
-from adapterxl.cli import main
+from conftest import cli, fails
 
 TINY = ["--model", "builtin:tiny-xlmr", "--max-steps", "2", "--max-length", "32",
         "--batch-size", "8"]
 SAMPLES = TINY + ["--data", "samples"]
-
-
-def cli(*args):
-    return CliRunner().invoke(main, [str(a) for a in args])
-
-
-def fails(*args, match, also=()):
-    """The command exits 2 with exactly one `error:` line naming `match` (and each of `also`)."""
-    result = cli(*args)
-    assert result.exit_code == 2, (result.exit_code, result.output, result.exception)
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    assert "Traceback" not in result.output
-    assert match in lines[0], lines[0]
-    for part in also:
-        assert str(part) in lines[0], (part, lines[0])
-    return lines[0]
 
 
 def tree(path):
@@ -421,17 +403,25 @@ EVIL = ("import os, pathlib\n"
         "pathlib.Path(os.environ['AXL_RAN']).write_text('code ran')\n")
 
 
+def custom_code_backbone(path, auto_map: dict, files: dict, model_type=None):
+    """builtin:tiny-xlmr's weights saved with a config whose auto_map points at `files`."""
+    path = save_backbone(path, tiny_config(), seed=0)
+    config = json.loads((path / "config.json").read_text())
+    if model_type:
+        config["model_type"] = model_type
+    config["auto_map"] = auto_map
+    (path / "config.json").write_text(json.dumps(config))
+    for name, text in files.items():
+        (path / name).write_text(text)
+    return path
+
+
 @pytest.mark.parametrize("model_type", ["xlm-roberta", "evil-roberta"])
 def test_backbone_with_custom_code_is_refused(tmp_path, model_type, monkeypatch):
     monkeypatch.setenv("AXL_RAN", str(tmp_path / "RAN"))
-    path = save_backbone(tmp_path / "custom", tiny_config(), seed=0)
-    config = json.loads((path / "config.json").read_text())
-    config["model_type"] = model_type
-    config["auto_map"] = {"AutoConfig": "configuration_evil.EvilConfig",
-                          "AutoModel": "modeling_evil.EvilModel"}
-    (path / "config.json").write_text(json.dumps(config))
-    (path / "configuration_evil.py").write_text(EVIL)
-    (path / "modeling_evil.py").write_text(EVIL)
+    path = custom_code_backbone(tmp_path / "custom", {
+        "AutoConfig": "configuration_evil.EvilConfig", "AutoModel": "modeling_evil.EvilModel"},
+        {"configuration_evil.py": EVIL, "modeling_evil.py": EVIL}, model_type=model_type)
     fails("train-intermediate", "--task", "mnli", "--model", path, "-o", tmp_path / "out",
           "--data", "samples", "--max-steps", "2", match="trust_remote_code", also=[path])
     assert not (tmp_path / "RAN").exists(), "custom code was executed"
@@ -443,11 +433,8 @@ def test_load_backbone_custom_code_library_call(tmp_path, monkeypatch):
     from adapterxl.backbone import load_backbone
     from adapterxl.errors import AdapterxlError
 
-    path = save_backbone(tmp_path / "custom", tiny_config(), seed=0)
-    config = json.loads((path / "config.json").read_text())
-    config["auto_map"] = {"AutoModel": "modeling_evil.EvilModel"}
-    (path / "config.json").write_text(json.dumps(config))
-    (path / "modeling_evil.py").write_text(EVIL)
+    path = custom_code_backbone(tmp_path / "custom", {"AutoModel": "modeling_evil.EvilModel"},
+                                {"modeling_evil.py": EVIL})
     with pytest.raises(AdapterxlError, match="trust_remote_code"):
         load_backbone(str(path), device="cpu")
     assert not (tmp_path / "RAN").exists()
@@ -526,13 +513,10 @@ def test_trust_remote_code_is_an_explicit_opt_in(tmp_path, monkeypatch):
     """With --trust-remote-code the checkpoint's own model class is used, and the module's
     manifest says so; without it the same checkpoint is refused (test above)."""
     monkeypatch.setenv("AXL_RAN", str(tmp_path / "RAN"))
-    path = save_backbone(tmp_path / "custom", tiny_config(), seed=0)
-    config = json.loads((path / "config.json").read_text())
-    config["auto_map"] = {"AutoConfig": "configuration_custom.CustomConfig",
-                          "AutoModel": "modeling_custom.CustomModel"}
-    (path / "config.json").write_text(json.dumps(config))
-    (path / "configuration_custom.py").write_text(BENIGN_CONFIG)
-    (path / "modeling_custom.py").write_text(BENIGN_MODEL)
+    path = custom_code_backbone(tmp_path / "custom", {
+        "AutoConfig": "configuration_custom.CustomConfig",
+        "AutoModel": "modeling_custom.CustomModel"},
+        {"configuration_custom.py": BENIGN_CONFIG, "modeling_custom.py": BENIGN_MODEL})
     fails("train-intermediate", "--task", "mnli", "--model", path, "-o", tmp_path / "no",
           "--data", "samples", "--max-steps", "2", match="--trust-remote-code")
     assert not (tmp_path / "RAN").exists()

@@ -7,7 +7,7 @@ import torch
 from adapterxl import memory
 from adapterxl.errors import AdapterxlError
 from adapterxl.modules import ModularModel
-from conftest import quick
+from conftest import interrupt_at, quick
 
 
 def oom_above(limit):
@@ -119,7 +119,6 @@ def test_small_state_optimizers_train_and_resume_exactly(tmp_path, monkeypatch, 
     states survive a checkpoint: interrupted and resumed equals uninterrupted."""
     import json
 
-    from adapterxl import checkpoint
     from adapterxl.modules import open_module
 
     common = dict(max_steps=8, evals=2, max_eval_examples=20, checkpoint_every=4,
@@ -127,14 +126,8 @@ def test_small_state_optimizers_train_and_resume_exactly(tmp_path, monkeypatch, 
     full = quick("mnli", tmp_path / "full", **common)
     manifest = json.loads((tmp_path / "full" / "manifest.json").read_text())
     assert manifest["hyperparameters"]["optimizer"] == name
-    real = checkpoint.save
-
-    def save_then_stop(where, state, info):
-        real(where, state, info)
-        if state["step"] == 4:
-            raise AdapterxlError("simulated interruption")
     with monkeypatch.context() as m:
-        m.setattr(checkpoint, "save", save_then_stop)
+        interrupt_at(m, 4)
         with pytest.raises(AdapterxlError, match="simulated"):
             quick("mnli", tmp_path / "cut", **common)
     resumed = quick("mnli", tmp_path / "cut", resume=True, **common)

@@ -8,10 +8,14 @@ twice as many chunks: the data, their order and the effective batch stay the sam
 is the same training (and resumable), only executed in smaller pieces."""
 from __future__ import annotations
 
+import contextlib
 import gc
-from typing import Callable
+import weakref
+from typing import Callable, Iterable
 
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_flatten
 
 from .errors import AdapterxlError
 
@@ -86,3 +90,53 @@ def split(batch: dict[str, torch.Tensor], chunks: int) -> list[dict[str, torch.T
         return [batch]
     parts = {k: torch.tensor_split(v, chunks) for k, v in batch.items()}
     return [{k: parts[k][i] for k in batch} for i in range(chunks)]
+
+
+# ---------------------------------------------------------------------------------- measuring
+# What the planner (adapterxl.plan) predicts can be counted exactly on any device, tensor by
+# tensor: these two are how benchmarks/plan_check.py and the tests check it on the CPU.
+class LiveTensors(TorchDispatchMode):
+    """Inside `with LiveTensors() as live:`, the bytes of every tensor storage an operation
+    creates are added when it is made and taken off when it is freed; `live.peak` is the
+    most that was alive at once (tensors made before the block are not counted)."""
+
+    def __init__(self):
+        super().__init__()
+        self.alive: dict[int, int] = {}
+        self.current = self.peak = 0
+
+    def _freed(self, key: int) -> None:
+        self.current -= self.alive.pop(key, 0)
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        # views and in-place results share an input's storage: nothing new was allocated
+        given = {t.untyped_storage().data_ptr() for t in tree_flatten((args, kwargs))[0]
+                 if isinstance(t, torch.Tensor)}
+        for t in tree_flatten(out)[0]:
+            if isinstance(t, torch.Tensor):
+                storage = t.untyped_storage()
+                key = storage.data_ptr() or id(storage)
+                if key not in self.alive and key not in given and storage.nbytes():
+                    self.alive[key] = storage.nbytes()
+                    self.current += storage.nbytes()
+                    self.peak = max(self.peak, self.current)
+                    weakref.finalize(storage, self._freed, key)
+        return out
+
+
+@contextlib.contextmanager
+def saved_for_backward(exclude: Iterable[torch.Tensor] = ()):
+    """Counts the distinct storages autograd saves for backward inside the block (yields a
+    dict {storage: bytes}); storages of `exclude` (the parameters) are left out."""
+    skip = {t.untyped_storage().data_ptr() for t in exclude}
+    seen: dict[int, int] = {}
+
+    def pack(t):
+        key = t.untyped_storage().data_ptr()
+        if key not in skip:
+            seen[key] = t.untyped_storage().nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        yield seen

@@ -270,20 +270,11 @@ def module_parameters(config, method: str, method_config: dict | None = None,
         slot = net.add_module(method, config_used, trainable=True)
         net.set_head(head_config(head, config.hidden_size, num_labels))
     counts = net.parameter_counts()
-    layer_re = re.compile(r"(?:layer|block|layers)\.(\d+)\.")
-    layers, embedding, sites = set(), False, {}
-    for name, p in net.encoder.named_parameters():
-        if slot.name not in name.split("."):
-            continue
-        m = layer_re.search(name)
-        if m:
-            layers.add(int(m.group(1)))
-            site = name.rsplit(".", 2)[0]
-            sites[site] = sites.get(site, 0) + p.numel()
-        else:
-            embedding = True
+    sites = module_sites(net.encoder, slot.name, config.hidden_size)
+    layers = sorted({s["layer"] for s in sites if s["layer"] >= 0})
+    embedding = any(s["layer"] < 0 for s in sites) or not sites
     return {"module": counts[slot.name], "head": counts["heads"], "backbone": backbone_params,
-            "layers_with_module": sorted(layers), "embedding_module": embedding,
+            "layers_with_module": layers, "embedding_module": embedding, "sites": sites,
             "method_config": config_used, "model": model}
 
 
@@ -313,6 +304,31 @@ def _gated(config) -> bool:
     return config.model_type in ("llama", "qwen2", "mistral", "gemma", "qwen3")
 
 
+# How each family's layer is written, as far as saved tensors go: its norm ("layernorm": the
+# native op, which CUDA autocast runs in fp32; "rms": an RMSNorm that upcasts to fp32 in
+# Python; "t5": T5's RMSNorm, which also keeps its 16-bit input), whether the norm follows
+# the residual (post-LN: a bottleneck adapter then applies the layer's norm once more before
+# itself), whether softmax runs in fp32 (T5), and how many hidden-sized dropout masks a layer
+# saves (XLM-R XL: one; its FFN-output dropout keeps none, as measured).
+_FAMILY = {
+    "t5": dict(norm="t5", post_ln=False, softmax_fp32=True, ffn_dropout=True, masks=2),
+    "rms": dict(norm="rms", post_ln=False, softmax_fp32=False, ffn_dropout=False, masks=2),
+    "pre_ln": dict(norm="layernorm", post_ln=False, softmax_fp32=False, ffn_dropout=False,
+                   masks=1),
+    "post_ln": dict(norm="layernorm", post_ln=True, softmax_fp32=False, ffn_dropout=False,
+                    masks=2),
+}
+
+
+def _family(config) -> dict:
+    t = config.model_type
+    if t in ("mt5", "t5", "umt5"):
+        return _FAMILY["t5"]
+    if _gated(config):
+        return _FAMILY["rms"]
+    return _FAMILY["pre_ln" if t == "xlm-roberta-xl" else "post_ln"]
+
+
 def uses_sdpa(config) -> bool:
     """Whether transformers runs this architecture with SDPA by default (no s² tensor kept)."""
     from .backbone import _model_class
@@ -327,46 +343,141 @@ def uses_sdpa(config) -> bool:
     return bool(getattr(cls, "_supports_sdpa", False))
 
 
+def _activation_saves(config, dtype: torch.dtype) -> float:
+    """Tensors of its input's size (in `dtype`) that the FFN's activation function saves for
+    backward, counted by running it: 1 for a native GELU or SiLU, 4 for transformers' Python
+    tanh-GELU (`gelu_new`)."""
+    from transformers.activations import ACT2FN
+
+    name = getattr(config, "hidden_act", None) or getattr(config, "dense_act_fn", "gelu")
+    x = torch.randn(256, dtype=dtype, requires_grad=True)
+    seen = {}
+
+    def pack(t):
+        seen[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        ACT2FN[name](x * 1.0)  # * 1.0: the input must be a non-leaf, as in a model
+    return sum(seen.values()) / (x.numel() * x.element_size())
+
+
+def _sizes(precision: str, device: str) -> dict:
+    """Bytes per element of the tensors a layer saves. `device` matters: CUDA's dropout saves
+    a bool mask (1 byte), the CPU's a mask in the activation dtype; CUDA autocast runs native
+    LayerNorm in fp32 (so it saves an fp32 input and fp32 statistics), CPU autocast does not."""
+    e = BYTES[precision]
+    autocast_fp32_norm = device == "cuda" and e == 2
+    return {"e": e, "mask": 1 if device == "cuda" else e,
+            "layernorm": 4 if autocast_fp32_norm else e,
+            "layernorm_stats": 8 if autocast_fp32_norm else 2 * e}
+
+
+def _norm_bytes(kind: str, z: dict) -> tuple[int, int]:
+    """(bytes per hidden element, bytes per token of statistics) a norm saves."""
+    if kind == "rms":
+        return 4, 4
+    if kind == "t5":
+        return 4 + z["e"], 4
+    return z["layernorm"], z["layernorm_stats"]
+
+
 def layer_activation_bytes(config, seq_len: int, micro_batch: int, precision: str = "bf16",
-                           sdpa: bool | None = None) -> int:
-    """Bytes one transformer layer saves for backward (see the module docstring)."""
+                           sdpa: bool | None = None, device: str = "cuda") -> int:
+    """Bytes one frozen transformer layer saves for backward when gradients must flow
+    through it (to a module below): see the module docstring. `device="cpu"` gives what the
+    CPU saves (benchmarks/plan_check.py compares it with autograd's saved tensors)."""
     s, b, h = seq_len, micro_batch, config.hidden_size
     f = getattr(config, "intermediate_size", None) or getattr(config, "d_ff")
     heads, inner, kv = _attention_dims(config)
     hid_drop, att_drop = _dropouts(config)
     sdpa = uses_sdpa(config) if sdpa is None else sdpa
-    sb = s * b
-    attn = 2 * sb * h + 2 * sb * (inner + kv) + 2 * sb * kv + 2 * sb * inner \
-        + (sb * h if hid_drop else 0)
-    if sdpa:
-        attn += 4 * sb * heads
-    else:
-        attn += heads * s * s * b * (2 + (3 if att_drop else 0))
-    if _gated(config):
-        ffn = 2 * sb * h + 8 * sb * f + (sb * f if hid_drop else 0)
-    else:
-        ffn = 2 * sb * h + 4 * sb * f
-    ffn += sb * h if hid_drop else 0
-    norms = 4 * sb * h
-    total = attn + ffn + norms
-    return total * (2 if precision == "fp32" else 1)
+    fam, z = _family(config), _sizes(precision, device)
+    e, sb = z["e"], s * b
+    if sdpa:  # q, k, v and the output, plus the fp32 log-sum-exp per head
+        attn = e * sb * (2 * inner + 2 * kv) + 4 * sb * heads
+    else:  # q, k, v; softmax output (fp32 in T5), the 16-bit probabilities, dropout mask
+        probs = 4 if fam["softmax_fp32"] else e
+        if fam["softmax_fp32"] or att_drop:
+            probs += e
+        if att_drop:
+            probs += z["mask"]
+        attn = e * sb * (inner + 2 * kv) + heads * s * s * b * probs
+    norm, stats = _norm_bytes(fam["norm"], z)
+    norms = 2 * (norm * sb * h + stats * sb)
+    from .backbone import DTYPES
+
+    act = _activation_saves(config, DTYPES[precision])
+    ffn = e * sb * f * (act + 2 if _gated(config) else act)
+    drops = 0
+    if hid_drop:
+        drops = fam["masks"] * z["mask"] * sb * h + (z["mask"] * sb * f if fam["ffn_dropout"] else 0)
+    return int(attn + norms + ffn + drops)
 
 
-def _module_activation_bytes(method: str, cfg: dict, config, seq_len: int, b: int,
-                             n_layers: int) -> int:
-    s, h = seq_len, config.hidden_size
-    sb = s * b
-    if method in ("seq_bn", "seq_bn_inv", "double_seq_bn", "par_bn", "compacter"):
-        width = max(1, int(h // cfg.get("reduction_factor", 16)))
-        sites = 2 if method in ("double_seq_bn", "compacter") else 1
-        per = 2 * sb * h + 4 * sb * width
-        return n_layers * sites * per + (2 * sb * h if method == "seq_bn_inv" else 0)
-    if method in ("lora", "dora"):
-        return n_layers * len(cfg.get("matrices", [])) * 2 * sb * cfg.get("r", 8) * \
-            (2 if method == "lora" else 3)
-    if method == "ia3":
-        return n_layers * 3 * 2 * sb * h
-    return 0
+def module_sites(net: nn.Module, slot: str, hidden: int) -> list[dict]:
+    """Where the module sits, read from its parameters' names and shapes: one entry per
+    injection site with its layer, kind and widths."""
+    layer_re = re.compile(r"(?:layer|block|layers)\.(\d+)\.")
+    sites = {}
+    for name, p in net.named_parameters():
+        parts = name.split(".")
+        if slot not in parts:
+            continue
+        m = layer_re.search(name)
+        layer = int(m.group(1)) if m else -1
+        if "lora_A" in parts:
+            key = name.split(".lora_A.")[0]
+            sites.setdefault(key, {"layer": layer, "kind": "lora"}).update(
+                r=p.shape[0], width=p.shape[1])
+        elif "lora_magnitude_vector" in parts:
+            sites.setdefault(name.split(".lora_magnitude_vector.")[0],
+                             {"layer": layer, "kind": "lora"}).update(dora=p.shape[0])
+        elif "ia3_l" in parts:  # [1, in] scales a projection's input, [out, 1] its output
+            sites[name] = {"layer": layer, "kind": "ia3", "width": p.numel(),
+                           "scales_input": p.dim() == 2 and p.shape[0] == 1}
+        elif ".adapters." in name:
+            key = name.split(f".adapters.{slot}.")[0]
+            site = sites.setdefault(key, {"layer": layer, "kind": "bottleneck",
+                                          "width": hidden, "r": 0,
+                                          "attention": "attention_adapters" in key})
+            if "adapter_down" in parts and parts[-1] == "weight" and p.dim() == 2:
+                site["r"] = p.shape[0]
+        elif "invertible_adapters" in parts:
+            sites.setdefault("invertible", {"layer": -1, "kind": "invertible",
+                                            "width": hidden})
+    return list(sites.values())
+
+
+def module_activation_bytes(sites: list[dict], config, seq_len: int, b: int,
+                            precision: str = "bf16", lowest: int = 0,
+                            device: str = "cuda", method_config: dict | None = None) -> int:
+    """Bytes the module's own computations save for backward, in the layers gradients reach
+    (from `lowest` up). A bottleneck adapter keeps its input and its bottleneck (and on a
+    post-LN backbone the input of the layer's norm, which the adapter applies once more); a
+    LoRA matrix keeps a 16-bit copy of its input (PEFT casts the input to the adapter's dtype,
+    autocast casts it back) and the rank-r product, DoRA also the base output; IA3 the tensor
+    it scales."""
+    fam, z = _family(config), _sizes(precision, device)
+    e, sb = z["e"], seq_len * b
+    norm, stats = _norm_bytes(fam["norm"], z)
+    total = 0
+    for site in sites:
+        if site["layer"] < lowest and site["layer"] != -1:
+            continue
+        w = site["width"]
+        if site["kind"] == "bottleneck":
+            r = site["r"] or max(1, w // int((method_config or {}).get("reduction_factor", 16)))
+            total += e * sb * (w + r) + (norm * sb * w + stats * sb if fam["post_ln"] else 0)
+        elif site["kind"] == "lora":
+            total += e * sb * (w + site.get("r", 0))
+            if site.get("dora"):  # two output-sized tensors, and W + BA for its column norm
+                total += 2 * e * sb * site["dora"] + e * w * site["dora"]
+        elif site["kind"] == "ia3":  # PEFT casts a scaled input to the vector's fp32
+            total += (4 if site["scales_input"] else e) * sb * w
+        elif site["kind"] == "invertible":
+            total += 2 * e * sb * w
+    return int(total)
 
 
 # ---------------------------------------------------------------------------------- memory
@@ -395,7 +506,7 @@ def plan(model: str, method: str = "seq_bn", method_config: dict | None = None,
          quantize: str = "none", precision: str = "bf16", seq_len: int = 256,
          batch: int = 32, gpu_memory: str | int | None = None,
          head: str = "classification", num_labels: int = 3, attention: str = "auto",
-         trust_remote_code: bool = False, config=None) -> dict:
+         trust_remote_code: bool = False, config=None, device: str = "cuda") -> dict:
     """The predicted peak training memory of a module on `model`, broken down, and for each
     GPU size (the one given, else H100 80 GB and H200 141 GB) the largest micro-batch that
     fits, the gradient accumulation to reach `batch`, and whether gradient checkpointing is
@@ -425,7 +536,13 @@ def plan(model: str, method: str = "seq_bn", method_config: dict | None = None,
     L = _num_layers(config)
     layers = counts["layers_with_module"]
     lowest = 0 if counts["embedding_module"] or not layers else min(layers)
-    backward_layers = L - lowest
+    # Gradients reach down to the lowest module; in the lowest layer itself only what sits
+    # above the module saves anything, which for output-side bottleneck adapters (seq_bn's
+    # one site, after the FFN) is the adapter alone.
+    output_only = all(s["kind"] == "bottleneck" and not s["attention"]
+                      for s in counts["sites"] if s["layer"] == lowest)
+    backward_layers = L - lowest - (1 if output_only and layers and lowest >= 0
+                                    and not counts["embedding_module"] else 0)
     sdpa = uses_sdpa(config) if attention == "auto" else attention == "sdpa"
     trainable = counts["module"] + counts["head"]
     fixed = {
@@ -433,19 +550,34 @@ def plan(model: str, method: str = "seq_bn", method_config: dict | None = None,
         "module_and_head_states": trainable * (16 + 2),
         "dequant_transient": 2 * largest * 2 if quantize != "none" else 0,
     }
+    fam, z = _family(config), _sizes(precision, device)
+    norm, stats = _norm_bytes(fam["norm"], z)
 
     def per_micro(b: int, checkpointing: bool = False) -> dict:
-        layer = layer_activation_bytes(config, seq_len, b, precision, sdpa)
-        mod = _module_activation_bytes(method, counts["method_config"], config, seq_len, b,
-                                       backward_layers)
-        edge = 4 * seq_len * b * config.hidden_size  # embedding output + last hidden state
-        if checkpointing:
-            saved = backward_layers * 2 * seq_len * b * config.hidden_size + layer + mod // max(
-                1, backward_layers)
+        sb, h = seq_len * b, config.hidden_size
+        layer = layer_activation_bytes(config, seq_len, b, precision, sdpa, device)
+        mod = module_activation_bytes(counts["sites"], config, seq_len, b, precision, lowest,
+                                      device, counts["method_config"])
+        # pre-LN stacks end in a final norm, which saves its input
+        edge = 0 if fam["post_ln"] else norm * sb * h + stats * sb
+        if checkpointing:  # each layer keeps its input (fp32 under CUDA autocast for post-LN)
+            residual = z["layernorm"] if fam["post_ln"] else z["e"]
+            saved = backward_layers * residual * sb * h + layer + mod // max(1, backward_layers)
         else:
             saved = backward_layers * layer + mod
-        return {"activations": saved + edge, "activation_transient": layer,
+        return {"activations": saved + edge, "activation_transient": transient(b),
                 "layer_activations": layer}
+
+    def transient(b: int) -> int:
+        """What backward holds beyond the saved tensors at its peak, in the FFN of the top
+        layer (two FFN-wide gradients and the fp32 gradient of the residual stream), or in
+        eager attention (two s x s gradients per head), whichever is larger."""
+        sb, e = seq_len * b, z["e"]
+        f = getattr(config, "intermediate_size", None) or getattr(config, "d_ff")
+        heads = _attention_dims(config)[0]
+        ffn = 2 * e * sb * f
+        attn = 0 if sdpa else 2 * e * heads * seq_len * sb
+        return max(ffn, attn) + 4 * sb * config.hidden_size
 
     def allocated(b: int, checkpointing: bool = False) -> int:
         a = per_micro(b, checkpointing)
@@ -576,3 +708,48 @@ def format_plan(p: dict) -> str:
         lines.append(f"| {name} | {f['gpu_bytes'] / GIB:.1f} | {cell} | {ckc} |")
     lines += ["", f"note: {p['note']}"]
     return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------- checking
+def measure(spec: dict, method: str = "seq_bn", precision: str = "bf16", seq_len: int = 128,
+            batch: int = 8, seed: int = 0) -> dict:
+    """Count, tensor by tensor on the CPU, what `plan(..., device="cpu")` predicts for a
+    backbone config `spec` (random weights): {"saved": bytes autograd saves for backward in
+    one forward pass, parameters excluded; "peak": the most tensor memory alive at once over
+    two optimizer steps, parameters included; "weights": the parameters and buffers;
+    "frozen": the frozen parameters}."""
+    from .backbone import random_backbone
+    from .heads import head_config
+    from .memory import LiveTensors, saved_for_backward
+    from .modules import assemble
+
+    torch.manual_seed(seed)
+    with _quiet():
+        bb = random_backbone(spec, precision=precision, device=torch.device("cpu"), seed=seed)
+        net, _ = assemble(bb, [], method=method,
+                          head=head_config("classification", bb.hidden_size, 3))
+    net.train()
+    params = list(net.parameters()) + list(net.buffers())
+    def size(tensors) -> int:
+        return sum({t.untyped_storage().data_ptr(): t.untyped_storage().nbytes()
+                    for t in tensors}.values())
+
+    weights = size(params)
+    frozen = size(p for p in net.parameters() if not p.requires_grad)
+    opt = torch.optim.AdamW(net.trainable_parameters(), lr=1e-4)
+    g = torch.Generator().manual_seed(seed)
+    ids = torch.randint(5, spec["vocab_size"] - 1, (batch, seq_len), generator=g)
+    inputs = {"input_ids": ids, "attention_mask": torch.ones_like(ids),
+              "labels": torch.randint(0, 3, (batch,), generator=g)}
+    saved = {}
+    with LiveTensors() as live:
+        for step in range(2):  # the second step runs with the optimizer states allocated
+            with saved_for_backward(exclude=params) as seen:
+                loss = net(**inputs)["loss"]
+            saved = dict(seen)
+            loss.backward()
+            del loss
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+    return {"saved": sum(saved.values()), "peak": weights + live.peak, "weights": weights,
+            "frozen": frozen}

@@ -100,11 +100,40 @@ def test_micro_batch_search_is_monotone_in_gpu_size(configs):
 def test_eager_attention_adds_the_quadratic_term(configs):
     sdpa = plan(configs["xlm-roberta-base"], attention="sdpa", batch=1)
     eager = plan(configs["xlm-roberta-base"], attention="eager", batch=1)
-    s, a, L = 256, 12, 12
-    # Korthikanti: per layer s·b·h·(34 + 5as/h) bytes; SDPA keeps 4·s·a of it instead
+    s, a, L, h = 256, 12, 12, 768
+    # eager keeps q, k, v, the softmax output, the dropout mask and its output (2 + 1 + 2
+    # bytes per score); SDPA keeps q, k, v, its output and an fp32 log-sum-exp per head
+    eager_attn = 2 * s * (h + 2 * h) + a * s * s * 5
+    sdpa_attn = 2 * s * (2 * h + 2 * h) + 4 * s * a
     diff = eager["memory_at_batch"]["activations"] - sdpa["memory_at_batch"]["activations"]
-    assert diff == L * (5 * a * s * s - 4 * s * a)
+    assert diff == (L - 1) * (eager_attn - sdpa_attn)  # seq_bn: layer 0 keeps only its adapter
     assert plan(configs["mt5-xxl"], batch=1)["attention"] == "eager"  # no SDPA for T5
+
+
+@pytest.mark.parametrize("name", ["tiny-xlmr", "tiny-xlmr-xl", "tiny-llama", "tiny-mt5"])
+@pytest.mark.parametrize("method", ["seq_bn", "lora"])
+def test_planner_predicts_what_autograd_saves(name, method):
+    """On the CPU every tensor can be counted: the planner's activations (device="cpu") must
+    match the bytes autograd saves for backward, and its peak the most tensor memory alive
+    over two optimizer steps. (SDPA runs without attention dropout here: the CPU's SDPA
+    falls back to the s x s math kernel under dropout, CUDA's flash kernel does not.)"""
+    from transformers import AutoConfig
+
+    from adapterxl.backbone import BUILTIN
+    from adapterxl.plan import measure
+
+    spec = dict(BUILTIN[name])
+    if spec["model_type"].startswith("xlm-roberta"):
+        spec["attention_probs_dropout_prob"] = 0.0
+    got = measure(spec, method, "bf16", seq_len=32, batch=4)
+    cfg = dict(spec)
+    p = plan(name, method=method, precision="bf16", seq_len=32, batch=4, device="cpu",
+             config=AutoConfig.for_model(cfg.pop("model_type"), **cfg))["memory_at_batch"]
+    peak = p["frozen_weights"] + p["module_and_head_states"] + p["activations"] + \
+        p["activation_transient"]
+    assert 0.9 < p["activations"] / got["saved"] < 1.15
+    assert 0.85 < peak / got["peak"] < 1.15
+    assert abs(p["frozen_weights"] / got["frozen"] - 1) < 0.03
 
 
 def test_cli_table_json_and_errors(configs):

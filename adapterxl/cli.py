@@ -115,6 +115,9 @@ def train_options(default_output: str, language: bool = False):
         click.option("--module-dtype", type=click.Choice(["fp32", "bf16"]), default="fp32",
                      show_default=True,
                      help="The trainable module's weights while training (heads stay fp32)."),
+        click.option("--gradient-checkpointing", is_flag=True,
+                     help="Recompute activations in backward (about +50% compute) to fit a "
+                          "memory budget; by default only when nothing else fits."),
         click.option("--optimizer", default="adamw", show_default=True,
                      help="adamw, or bitsandbytes' adamw8bit, paged_adamw, paged_adamw8bit "
                           "(smaller optimizer states; for large trainable parts)."),

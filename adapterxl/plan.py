@@ -1,9 +1,13 @@
 """Predict the peak GPU memory of training a module on a frozen backbone, from the model's
 config alone (no weights are read or downloaded), and the largest micro-batch that fits a GPU.
 
-NOT YET CHECKED AGAINST GPU MEASUREMENTS: every number here is a model of memory, written in a
-session without a GPU. `benchmarks/gpu.sh` measures `torch.cuda.max_memory_allocated()` for the
-same settings; the prediction is meant to land within 15% of it, which nobody has verified yet.
+Checked on the CPU, not yet on a GPU: on the CPU every tensor can be counted, and with
+`device="cpu"` the predicted saved activations land within 0.84-1.11x and the peak within
+0.87-1.13x of the count for four families x six methods x two precisions (most within 10%;
+benchmarks/RESULTS.md). The CUDA-specific terms (fp32 LayerNorm under autocast, 1-byte dropout
+masks, flash attention under dropout, the allocator, cuBLAS and bitsandbytes) are not checked:
+`benchmarks/gpu.sh` compares the prediction with `torch.cuda.max_memory_allocated()` when a
+GPU is available; the target is within 15%.
 
 How each term is computed (all in bytes; s = sequence length, b = micro-batch, h = hidden size,
 f = FFN width, a = attention heads, L = layers):
@@ -20,27 +24,33 @@ f = FFN width, a = attention heads, L = layers):
 - Module and head: built for real on the meta device with adapterxl's own ModularModel (the
   same code that trains), so counts are exact. fp32 parameters + fp32 gradients + AdamW's two
   fp32 moments (16 bytes/param) + the bf16 copies autocast makes of them (2 bytes/param).
-- Activations saved for backward (Korthikanti et al. 2022, generalized to any FFN width and to
-  gated FFNs): per layer, 16-bit, with dropout on
-      attention 11·sbh  (QKV input 2, Q and K 4, V 2, output-projection input 2, dropout mask 1)
-      FFN       3·sbh + 4·sbf  (gated: 2·sbh + 8·sbf, + sbf mask if dropout)
-      norms     4·sbh
-      eager attention only: + 5·a·s²·b (scores 2, dropout mask 1, dropout output 2)
-  which for f = 4h is Korthikanti's s·b·h·(34 + 5·a·s/h). SDPA / FlashAttention (transformers'
-  default where the architecture supports it: XLM-R, XLM-R-XL, Llama) keeps no s² tensor, only
-  its output and a log-sum-exp (4·s·b·a), so the 5as/h term is dropped; architectures without
-  SDPA (mT5 in transformers 4.57) keep it. Dropout terms vanish where the config's dropout is 0
-  (Llama). Module sites add their own inputs and bottleneck activations (2·sbh + 4·sb·m per
-  bottleneck adapter of width m; LoRA 2·sb·r per adapted matrix). fp32 precision doubles it.
-  Backward must reach the lowest module: layers from the lowest layer that holds a module up
-  to the top save activations (with modules in every layer: all L; the lowest is counted in
-  full, an upper bound by < 1/L). The embedding output does not require grad (except seq_bn_inv).
-- Transients: one layer's activations again (the gradients flowing through the layer being
-  back-propagated), and for 8/4-bit two dequantized 16-bit copies of the largest linear weight.
+- Activations saved for backward, per frozen layer that gradients pass through (to reach a
+  module below), written from what autograd actually saves (counted tensor by tensor on the
+  CPU: `measure`, benchmarks/plan_check.py, tests/test_plan.py). A frozen linear saves
+  nothing (its input is only needed for its own weight's gradient), so unlike full
+  fine-tuning (Korthikanti et al. 2022) the projections' inputs are not kept. What is kept,
+  with e = 2 bytes (bf16/fp16) or 4 (fp32), s·b tokens, h hidden, f FFN width, a heads:
+      SDPA attention   e·sb·(2·inner + 2·kv) + 4·sb·a     (q, k, v, output; fp32 log-sum-exp)
+      eager attention  e·sb·(inner + 2·kv) + a·s²·b·(softmax + probabilities + mask)
+      two norms        their input: 4 bytes for RMSNorm (upcast in Python) and for LayerNorm
+                       under CUDA autocast (fp32 op), else e; T5's norm also keeps e
+      FFN              the activation's saved tensors (counted by running it: 1 for GELU, 4
+                       for the Python tanh-GELU) × e·sb·f, + 2·e·sb·f if gated
+      dropout          a mask per hidden dropout (1 byte on CUDA, e on the CPU)
+  Gradients reach down to the lowest module; in that layer only what sits above the module
+  saves (for seq_bn, the adapter alone). Module sites, read from the injected parameters:
+  bottleneck adapter e·sb·(h + m) (+ the norm it re-applies on post-LN backbones); LoRA
+  e·sb·(in + r) per matrix (PEFT casts the input to fp32, autocast casts it back: a copy is
+  kept); DoRA also 2·e·sb·out and W + BA (weight-sized); IA3 the scaled tensor (fp32 when it
+  scales an input). Pre-LN stacks add their final norm.
+- Transient at the peak (early backward): two FFN-wide gradients and the fp32 residual
+  gradient, 2·e·sb·f + 4·sb·h (eager attention: two s×s gradients per head if larger). For
+  8/4-bit, two dequantized 16-bit copies of the largest linear weight.
 - Allowance outside `max_memory_allocated`: CUDA context and kernels (0.6 GiB) plus 5% of the
   allocated memory for allocator fragmentation; "needs" = allocated × 1.05 + 0.6 GiB is what
   must fit the GPU's total memory.
-- Gradient checkpointing: saved per layer only its 2·sbh input, plus one layer's activations
+- Gradient checkpointing: saved per layer only its input (e·sbh; 4·sbh for post-LN under
+  CUDA autocast, whose residual stream is fp32), plus one layer's activations
   recomputed at a time; costs ≈ +50% FLOPs on a frozen backbone (4N → 6N per token).
 
 Not modelled (to be measured on a GPU): bitsandbytes' own saved tensors in 8-bit backward,
@@ -71,8 +81,8 @@ CUDA_CONTEXT = int(0.6 * GIB)
 FRAGMENTATION = 0.05
 BYTES = {"fp32": 4, "bf16": 2, "fp16": 2}
 CHECKED_AGAINST_GPU = False
-NOT_CHECKED = ("prediction NOT yet checked against GPU measurements (benchmarks/gpu.sh "
-               "measures max_memory_allocated; target: within 15%)")
+NOT_CHECKED = ("checked tensor by tensor on the CPU (benchmarks/plan_check.py), NOT yet against "
+               "a GPU's max_memory_allocated (benchmarks/gpu.sh; target: within 15%)")
 
 
 # ---------------------------------------------------------------------------------- configs

@@ -77,6 +77,9 @@ class TrainConfig:
     weight_decay: float = 0.01
     optimizer: str = "adamw"  # adamw, adamw8bit, paged_adamw, paged_adamw8bit (bitsandbytes)
     module_dtype: str = "fp32"  # the trainable module's weights while training: fp32 or bf16
+    # Recompute activations in backward from the start, for a memory budget below the GPU's
+    # (without it, checkpointing turns on only when not even one example fits)
+    gradient_checkpointing: bool = False
     evals: int = 5
     max_train_examples: int | None = None
     max_eval_examples: int | None = None
@@ -312,6 +315,8 @@ def train_module(cfg: TrainConfig, progress: bool = True, backbone: Backbone | N
             raise AdapterxlError(f"--module-dtype bf16 needs --precision bf16 (bf16 autocast); "
                                  f"the backbone runs in {backbone.precision}")
         model.cast_trainable(top, torch.bfloat16)
+    if cfg.gradient_checkpointing:
+        model.gradient_checkpointing()
 
     accelerator = Accelerator(device_placement=False, cpu=backbone.device.type == "cpu")
     processes = accelerator.num_processes

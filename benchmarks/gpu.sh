@@ -14,8 +14,11 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$OUT
 run train_large benchmarks/train_speed.py --size large --steps 50
 # (2) precision on XLM-R large; (3) size sweep; planner prediction vs max_memory_allocated
 run precision_large benchmarks/scale_speed.py --shapes large --precisions fp32,bf16,8bit,4bit --seq-len 256 --batch 32 --steps 20
-run sizes_bf16 benchmarks/scale_speed.py --shapes base,large,xl,xxl,mt5-xxl,llama-13b --precisions bf16 --seq-len 256 --batch 32 --micro-batch 8 --steps 10
-run sizes_4bit benchmarks/scale_speed.py --shapes xl,xxl,mt5-xxl,llama-13b --precisions 8bit,4bit --seq-len 256 --batch 32 --micro-batch 8 --steps 10
+run sizes_bf16 benchmarks/scale_speed.py --shapes base,large,xl,xxl,mt5-xxl,llama-13b --precisions bf16 --seq-len 256 --batch 32 --micro-batch 16 --steps 10
+run sizes_4bit benchmarks/scale_speed.py --shapes xl,xxl,mt5-xxl,llama-13b --precisions 8bit,4bit --seq-len 256 --batch 32 --micro-batch 16 --steps 10
+# the memory goals (XXL and the 13B decoder at micro-batch 16) with gradient checkpointing,
+# which the planner says they need
+run goals_ckpt benchmarks/scale_speed.py --shapes xxl,llama-13b --precisions bf16,8bit,4bit --seq-len 256 --batch 16 --micro-batch 16 --steps 5 --checkpointing
 # planner check at other micro-batches (the "within 15%" question)
 run plan_check benchmarks/scale_speed.py --shapes large,xxl --precisions bf16,4bit --seq-len 128 --batch 16 --micro-batch 16 --steps 3
 # (5) zero-shot XNLI-sized pass; (6) BUCC-sized mining (400k per side, encoding included)

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-SCRIPTS = ["train_speed.py", "scale_speed.py", "eval_speed.py"]
+SCRIPTS = ["train_speed.py", "scale_speed.py", "eval_speed.py", "plan_check.py"]
 
 
 def main(argv=None) -> int:

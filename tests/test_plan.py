@@ -149,7 +149,7 @@ def test_cli_table_json_and_errors(configs):
                                   "4bit", "--method", "lora", "--method-config", "r=16",
                                   "--gpu-memory", "h100"])
     assert r.exit_code == 0, r.output
-    assert "NOT yet checked" in r.output and "| h100 |" in r.output
+    assert "NOT yet against" in r.output and "| h100 |" in r.output
     r = CliRunner().invoke(main, ["plan", "--model", configs["xlm-roberta-xl"], "--json"])
     data = json.loads(r.output)
     assert data["params"]["module"] > 0 and set(data["fits"]) == {"h100", "h200"}

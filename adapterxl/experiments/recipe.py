@@ -31,7 +31,7 @@ TRAIN_KEYS = {
     "micro_batch_size": int, "max_length": int, "max_train_examples": int,
     "max_eval_examples": int, "precision": str, "method_config": dict, "sampling": str,
     "sampling_temperature": (float, int), "evals": int, "warmup_ratio": (float, int),
-    "weight_decay": (float, int), "checkpoint_every": int,
+    "weight_decay": (float, int), "checkpoint_every": int, "gradient_checkpointing": bool,
 }
 EVAL_KEYS = {"languages": (str, list), "suite": str, "split": str, "max_examples": int,
              "max_length": int, "batch_size": int}

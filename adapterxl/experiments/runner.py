@@ -244,7 +244,7 @@ def plan(recipe: Recipe, cells, selected, run_dir: Path, cache: ModuleCache, par
         lines.append(f"budget: {_duration(budget)} (cells run in the order below; the rest stay "
                      f"pending)")
     notes = [n for n in (memory_plan(c) for c in todo) if n]
-    lines.append("memory (adapterxl plan, H100, not yet checked on a GPU): "
+    lines.append("memory (adapterxl plan, H100; checked on the CPU, not yet on a GPU): "
                  + ("; ".join(dict.fromkeys(notes)) if notes else
                     "every module whose config is local fits at its batch size")
                  + (f" (not planned: {', '.join(sorted(_unreadable))}: config not in the "

@@ -209,3 +209,16 @@ def test_bf16_module_weights_train_and_save_as_fp32(tmp_path, monkeypatch):
         assert torch.isfinite(net(**batch(net.backbone))["logits"]).all()
     with pytest.raises(AdapterxlError, match="--module-dtype bf16 needs --precision bf16"):
         quick("mnli", tmp_path / "x", max_steps=1, precision="fp32", module_dtype="bf16")
+
+
+def test_gradient_checkpointing_flag_trains_the_same_module(tmp_path):
+    """--gradient-checkpointing only trades compute for memory: recomputation replays the
+    dropout masks, so the module comes out the same."""
+    from adapterxl.modules import open_module
+
+    plain = quick("mnli", tmp_path / "plain", max_steps=4, evals=1)
+    ckpt = quick("mnli", tmp_path / "ckpt", max_steps=4, evals=1, gradient_checkpointing=True)
+    assert ckpt["gradient_checkpointing"] is True and plain["gradient_checkpointing"] is False
+    a, b = open_module(plain["module"]).weights(), open_module(ckpt["module"]).weights()
+    assert a.keys() == b.keys()
+    assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)

@@ -139,21 +139,23 @@ def test_merged_module_stacks(tmp_path, mnli_module, paws_bn):
     assert json.loads(out.stdout)["composition"][1]["name"] == "xnli"
 
 
+def _edited_copy(module, dest, section, key, value):
+    """A copy of `module` whose manifest has manifest[section][key] = value."""
+    shutil.copytree(module, dest)
+    manifest = json.loads((dest / "manifest.json").read_text())
+    manifest[section][key] = value
+    (dest / "manifest.json").write_text(json.dumps(manifest))
+    return dest
+
+
 def test_merge_refusals(tmp_path, mnli_module, mnli_lora):
     fails("merge", "--merge", f"{mnli_module},{mnli_lora}", "-o", tmp_path / "x",
           match="method is lora")
-    other = tmp_path / "other"
-    shutil.copytree(mnli_module, other)
-    manifest = json.loads((other / "manifest.json").read_text())
-    manifest["backbone"]["fingerprint"] = "0000000000000000"
-    (other / "manifest.json").write_text(json.dumps(manifest))
+    other = _edited_copy(mnli_module, tmp_path / "other", "backbone", "fingerprint",
+                         "0000000000000000")
     fails("merge", "--merge", f"{mnli_module},{other}", "-o", tmp_path / "x",
           match="fingerprint 0000000000000000")
-    dora = tmp_path / "dora"
-    shutil.copytree(mnli_lora, dora)
-    manifest = json.loads((dora / "manifest.json").read_text())
-    manifest["method"]["name"] = "dora"
-    (dora / "manifest.json").write_text(json.dumps(manifest))
+    dora = _edited_copy(mnli_lora, tmp_path / "dora", "method", "name", "dora")
     fails("merge", "--merge", f"{dora},{mnli_lora}", "-o", tmp_path / "x", match="DoRA")
     fails("merge", "--merge", f"{mnli_module},{mnli_module}", "--weights", "1", "-o",
           tmp_path / "x", match="1 numbers for 2 modules")

@@ -62,20 +62,26 @@ def cannot_launch() -> str | None:
     return None
 
 
-def test_two_processes_train_the_module_one_process_trains(tmp_path, adapterxl_home,
-                                                          monkeypatch):
+def _reference_run(tmp_path, monkeypatch, run: dict) -> dict:
+    """The one-process run without dropout (as the ranks run it), or a skip where two
+    processes cannot be launched."""
     reason = cannot_launch()
     if reason:
         pytest.skip(reason)
-    # The reference, in this process: one micro-batch of 8 at a time, 2 accumulated per step
-    # (this also materializes the builtin backbone, which the ranks then share).
     from adapterxl.backbone import load_backbone
 
     monkeypatch.setattr(torch.nn.Dropout, "forward", lambda self, x: x)
     scope = {}
     exec(NO_DROPOUT.replace("torch.nn.Dropout.forward", "_"), scope)
-    single = quick("mnli", tmp_path / "single",
-                   backbone=scope["no_dropout"](load_backbone("builtin:tiny-xlmr")), **RUN)
+    return quick("mnli", tmp_path / "single",
+                 backbone=scope["no_dropout"](load_backbone("builtin:tiny-xlmr")), **run)
+
+
+def test_two_processes_train_the_module_one_process_trains(tmp_path, adapterxl_home,
+                                                          monkeypatch):
+    # The reference, in this process: one micro-batch of 8 at a time, 2 accumulated per step
+    # (this also materializes the builtin backbone, which the ranks then share).
+    single = _reference_run(tmp_path, monkeypatch, RUN)
     assert single["steps"] == 20
 
     output = tmp_path / "ddp"
@@ -139,17 +145,8 @@ def test_two_process_run_resumes_from_its_checkpoint(tmp_path, adapterxl_home, m
     """Interrupted after its step-10 checkpoint and resumed with --resume on two processes,
     a data-parallel run ends with the module an uninterrupted run gives (the one-process
     run, which the test above shows equal to the two-process one)."""
-    reason = cannot_launch()
-    if reason:
-        pytest.skip(reason)
-    from adapterxl.backbone import load_backbone
-
-    monkeypatch.setattr(torch.nn.Dropout, "forward", lambda self, x: x)
-    scope = {}
-    exec(NO_DROPOUT.replace("torch.nn.Dropout.forward", "_"), scope)
     run = dict(RUN, checkpoint_every=5)
-    single = quick("mnli", tmp_path / "single",
-                   backbone=scope["no_dropout"](load_backbone("builtin:tiny-xlmr")), **run)
+    single = _reference_run(tmp_path, monkeypatch, run)
 
     output = tmp_path / "ddp"
     root = Path(__file__).resolve().parents[2]

@@ -87,3 +87,24 @@ def replace_dir(staged: Path, target: Path) -> None:
         raise
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
+
+
+def remove_leftovers(target: Path, echo=print) -> list[Path]:
+    """Remove what killed writers of `target` left beside it: staging directories
+    (`.<name>.tmp-*`, `.<name>.old-*`), a checkpoint's temporary files and broken locks. Call
+    it only while holding `target`'s lock, so that none of these is another writer's."""
+    target = Path(target)
+    if not target.parent.is_dir():
+        return []
+    patterns = [f".{target.name}.tmp-*", f".{target.name}.old-*", f"{target.name}.lock.stale-*"]
+    found = {p for pattern in patterns for p in target.parent.glob(pattern)}
+    checkpoint = target.with_name(target.name + ".checkpoint")
+    if checkpoint.is_dir():
+        found |= set(checkpoint.glob(".checkpoint.*"))
+    for path in sorted(found):
+        echo(f"removing {path}, left by an interrupted run")
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+    return sorted(found)

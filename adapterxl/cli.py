@@ -7,7 +7,9 @@ import sys
 import click
 import yaml
 
+from . import safe_yaml
 from .errors import AdapterxlError
+from .settings import EVALUATE, Setting, TrainConfig, flag_name, settings_of
 
 
 class Group(click.Group):
@@ -20,6 +22,12 @@ class Group(click.Group):
             if ctx.obj and ctx.obj.get("debug"):
                 raise
             click.echo(f"error: {e}", err=True)
+            sys.exit(2)
+        except click.UsageError as e:
+            # A bad flag is bad input like any other: one line, not click's usage text.
+            if ctx.obj and ctx.obj.get("debug"):
+                raise
+            click.echo(f"error: {e.format_message()}", err=True)
             sys.exit(2)
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
@@ -54,26 +62,77 @@ def _key_values(pairs) -> dict:
         if "=" not in pair:
             raise AdapterxlError(f"--method-config expects key=value, got {pair!r}")
         key, value = pair.split("=", 1)
-        out[key] = yaml.safe_load(value)
+        try:
+            out[key] = safe_yaml.load(value, f"--method-config {key}")
+        except yaml.YAMLError:
+            raise AdapterxlError(f"--method-config {pair!r}: the value is not valid YAML") \
+                from None
     return out
+
+
+def _data_source(data: str | None, data_dir: str | None) -> str:
+    """--data, refusing a contradiction: --data-dir means local files."""
+    if data is not None and data_dir is not None:
+        raise AdapterxlError(f"--data {data} and --data-dir {data_dir} contradict each other: "
+                             f"--data-dir alone reads local files")
+    if data_dir is not None and not data_dir.strip():
+        raise AdapterxlError("--data-dir is empty")
+    return data or "hf"
 
 
 def _csv(value: str | None) -> list[str]:
     return [x for x in (value or "").split(",") if x]
 
 
+class Checked(click.ParamType):
+    """A flag checked against its declared Setting: a bad value is one `error:` line naming
+    the flag and the allowed range, before anything loads."""
+
+    def __init__(self, spec: Setting):
+        self.spec = spec
+        self.name = spec.kind.__name__
+
+    def convert(self, value, param, ctx):
+        name = param.opts[0] if param is not None else "value"
+        if isinstance(value, str):
+            return self.spec.parse(value, name)
+        return self.spec.check(value, name)
+
+
+def setting_option(flag: str, spec: Setting, default=None, **kw):
+    """A click option derived from a Setting."""
+    if spec.kind is bool:
+        return click.option(flag, is_flag=True, default=bool(default), help=spec.help, **kw)
+    metavar = spec.metavar or ("[" + "|".join(spec.choices) + "]" if spec.choices
+                               else spec.kind.__name__.upper())
+    return click.option(flag, type=Checked(spec), default=default, help=spec.help,
+                        metavar=metavar, **kw)
+
+
+def _train_settings(language: bool) -> list:
+    from dataclasses import MISSING, fields
+
+    specs = settings_of(TrainConfig)
+    options = []
+    for f in fields(TrainConfig):
+        spec = specs.get(f.name)
+        if spec is None or not spec.flag or (language and f.name in TASK_ONLY):
+            continue
+        default = None if f.default is MISSING else f.default
+        options.append(setting_option(flag_name(f.name), spec, default))
+    return options
+
+
+TASK_ONLY = ("sampling", "sampling_temperature")  # multi-task settings: not for train-language
+
+
 def train_options(default_output: str, language: bool = False):
-    """Flags shared by the train-* commands; each is a TrainConfig field."""
+    """Flags shared by the train-* commands; each is a TrainConfig field (the checked ones
+    are derived from its declarations)."""
     task_options = [] if language else [
         click.option("--task", required=True,
                      help="Task name (see `adapterxl tasks`); a comma list trains one shared "
                           "module with a head per task (multi-task)."),
-        click.option("--sampling", type=click.Choice(["proportional", "temperature",
-                                                      "uniform"]),
-                     default="proportional", show_default=True,
-                     help="Multi-task: how often each task's batches come."),
-        click.option("--sampling-temperature", type=float, default=None,
-                     help="With --sampling temperature: p ∝ size^(1/T) [default: 2]."),
         click.option("--stack", default=None, metavar="DIR[,DIR]",
                      help="Modules to stack beneath the new one (frozen, bottom first)."),
         click.option("--fuse", default=None, metavar="DIR,DIR[,...]",
@@ -98,43 +157,11 @@ def train_options(default_output: str, language: bool = False):
                           "matrices=q,k,v, dropout=0.1."),
         click.option("--init-from", default=None, metavar="DIR",
                      help="Continue training this module's weights on the new task."),
-        click.option("--data", default="hf", show_default=True,
-                     help="hf (Hugging Face datasets) or samples (bundled synthetic data)."),
+        click.option("--data", default=None,
+                     help="hf (Hugging Face datasets) or samples (bundled synthetic data) "
+                          "[default: hf]."),
         click.option("--data-dir", default=None, help="Local files: <split>[.<lang>].jsonl|tsv."),
-        click.option("--precision", type=click.Choice(["fp32", "bf16", "fp16"]), default=None,
-                     help="[default: bf16 on a bf16 GPU, else fp32]"),
-        click.option("--quantize", type=click.Choice(["none", "8bit", "4bit"]), default="none",
-                     show_default=True),
-        click.option("--lr", type=float, default=None, help="[default: 1e-4 seq_bn, 3e-4 lora]"),
-        click.option("--epochs", type=float, default=None, help="[default: the task's]"),
-        click.option("--max-steps", type=int, default=None, help="Stop after N optimizer steps."),
-        click.option("--batch-size", type=int, default=None, help="Effective batch [task's]."),
-        click.option("--micro-batch-size", type=int, default=None,
-                     help="Per-step batch; gradients accumulate to --batch-size."),
-        click.option("--max-length", type=int, default=None),
-        click.option("--module-dtype", type=click.Choice(["fp32", "bf16"]), default="fp32",
-                     show_default=True,
-                     help="The trainable module's weights while training (heads stay fp32)."),
-        click.option("--gradient-checkpointing", is_flag=True,
-                     help="Recompute activations in backward (about +50% compute) to fit a "
-                          "memory budget; by default only when nothing else fits."),
-        click.option("--optimizer", default="adamw", show_default=True,
-                     help="adamw, or bitsandbytes' adamw8bit, paged_adamw, paged_adamw8bit "
-                          "(smaller optimizer states; for large trainable parts)."),
-        click.option("--max-train-examples", type=int, default=None),
-        click.option("--seed", type=int, default=42, show_default=True),
-        click.option("--force", is_flag=True, help="Use modules trained on another backbone."),
-        click.option("--trust-remote-code", is_flag=True,
-                     help="Run the backbone checkpoint's own Python model code (auto_map); "
-                          "refused without this flag."),
-        click.option("--checkpoint-every", type=click.IntRange(min=0), default=None,
-                     metavar="N",
-                     help="Checkpoint every N optimizer steps, besides every dev evaluation; "
-                          "0: only at evaluations [default: every 10% of the run]."),
-        click.option("--resume", is_flag=True,
-                     help="Continue an interrupted run from <output>.checkpoint/ (same "
-                          "settings required)."),
-    ]
+    ] + _train_settings(language)
 
     def decorate(f):
         for option in reversed(options):
@@ -146,8 +173,10 @@ def train_options(default_output: str, language: bool = False):
 def _train(kw, default_output):
     from .train import TrainConfig, train_module
 
-    kw["output"] = kw["output"] or default_output.format(
-        task=kw["task"].replace(",", "+"), language=kw.get("language"))
+    if kw["output"] is None:  # not given; an empty -o is refused, not replaced
+        kw["output"] = default_output.format(
+            task=kw["task"].replace(",", "+"), language=kw.get("language"))
+    kw["data"] = _data_source(kw["data"], kw["data_dir"])
     kw["stack"] = _csv(kw.get("stack"))
     kw["fuse"] = _csv(kw.get("fuse"))
     kw["method_config"] = _key_values(kw["method_config"])
@@ -197,7 +226,7 @@ def train_language(**kw):
                    "Mewsli-X use when no TASK=DIR names one (the paper: an intermediate module).")
 @click.option("--languages", default="all", show_default=True, help="all or a comma list.")
 @click.option("--split", default="test", show_default=True)
-@click.option("--data", default="hf", show_default=True)
+@click.option("--data", default=None, help="hf or samples [default: hf].")
 @click.option("--data-dir", default=None)
 @click.option("--output", "-o", default=None,
               help="Results folder [default: <module>/eval; with --suite runs/eval-<suite>].")
@@ -206,11 +235,10 @@ def train_language(**kw):
 @click.option("--model", default=None, help="Backbone [default: the module's].")
 @click.option("--precision", type=click.Choice(["fp32", "bf16", "fp16"]), default=None)
 @click.option("--quantize", type=click.Choice(["none", "8bit", "4bit"]), default="none")
-@click.option("--batch-size", type=int, default=64, show_default=True)
-@click.option("--max-length", type=int, default=None, help="[default: the task's]")
-@click.option("--max-examples", type=int, default=None, help="Per language.")
-@click.option("--layer", type=int, default=None,
-              help="Retrieval: hidden layer to mean-pool [default: 14/24 of the depth].")
+@setting_option("--batch-size", EVALUATE["batch_size"], 64)
+@setting_option("--max-length", EVALUATE["max_length"])
+@setting_option("--max-examples", EVALUATE["max_examples"])
+@setting_option("--layer", EVALUATE["layer"])
 @click.option("--lang-modules", default=None, metavar="DIR",
               help="Swap the module's language module per language: DIR/lang-<code> where "
                    "it exists, else the one it was trained with.")
@@ -223,6 +251,7 @@ def evaluate_cmd(task, suite, modules, retrieval_module, languages, output, **kw
 
     if (task is None) == (suite is None):
         raise AdapterxlError("give either --task or --suite")
+    kw["data"] = _data_source(kw["data"], kw["data_dir"])
     if suite:
         named = {}
         for m in modules:

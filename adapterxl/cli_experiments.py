@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from .experiments.grid import MAX_CELLS
+
 
 def register(main: click.Group) -> None:
     """Add this file's commands to the `adapterxl` group."""
@@ -25,11 +27,21 @@ def register(main: click.Group) -> None:
     @click.option("--cache-dir", default=None, metavar="DIR",
                   help="Module cache shared across recipes [default: recipe's `cache`, else "
                        "$ADAPTERXL_HOME/modules].")
-    def run_command(recipe, overrides, dry_run, budget, shard, run_dir, cache_dir):
+    @click.option("--max-cells", type=click.IntRange(min=1), default=MAX_CELLS,
+                  show_default=True,
+                  help="Refuse a grid with more cells than this (a typo in a list can "
+                       "multiply it).")
+    def run_command(recipe, overrides, dry_run, budget, shard, run_dir, cache_dir, max_cells):
         """Run an experiment recipe (recipes/NAME.yaml) with optional key=value overrides
         (dotted paths, e.g. model=builtin:tiny-xlmr data=samples train.max_steps=10).
         Running again continues where an interrupted run stopped."""
         from .experiments.runner import run_recipe
 
-        run_recipe(recipe, overrides, run_dir=run_dir, dry_run=dry_run, budget=budget,
-                   shard=shard, cache_dir=cache_dir, echo=click.echo)
+        from .errors import AdapterxlError
+
+        summary = run_recipe(recipe, overrides, run_dir=run_dir, dry_run=dry_run,
+                             budget=budget, shard=shard, cache_dir=cache_dir, echo=click.echo,
+                             max_cells=max_cells)
+        if not dry_run and summary.get("failed"):
+            raise AdapterxlError(f"{summary['failed']} of {summary['cells']} cells failed (the "
+                                 f"reasons are above and in {summary['store']}, cells.error)")

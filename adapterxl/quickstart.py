@@ -18,7 +18,9 @@ NOTE = ("builtin:tiny-xlmr is a tiny RANDOMLY initialized model and the data are
 def run(output: str = "runs/quickstart", method: str = "seq_bn",
         steps: int = SETTINGS["max_steps"], echo=print) -> dict:
     out = Path(output)
-    common = dict(SETTINGS, model=MODEL, data="samples", method=method, max_steps=steps)
+    # The quickstart's own folder: running it again replaces its modules.
+    common = dict(SETTINGS, model=MODEL, data="samples", method=method, max_steps=steps,
+                  overwrite=True)
     echo(f"[1/3] phase 2: intermediate module, mnli -> {out / 'mnli'}")
     inter = train_module(TrainConfig(task="mnli", output=str(out / "mnli"), **common))
     echo(f"      dev accuracy {inter['dev']:.3f}")

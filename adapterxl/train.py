@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import platform
 import random
 import time
@@ -24,6 +25,8 @@ import numpy as np
 import torch
 
 from . import _io, checkpoint
+from . import lock as locks
+from .settings import TrainConfig  # noqa: F401 - declared with its settings, used here
 from .backbone import Backbone, load_backbone
 from .errors import AdapterxlError
 from .evaluation import metrics
@@ -32,6 +35,7 @@ from .heads import head_config
 from . import memory
 from .modules import (Fusion, assemble, common_lower, get_method, method_config, open_module,
                       save_module)
+from .modules.store import check_output
 from .data.mixture import TaskStream, task_probabilities
 from .data.preprocess import loader
 from .data.hub import hub_spec
@@ -43,53 +47,6 @@ from .tasks import Task, get_task, guard_warning
 # logit per module per projection, which moves at LoRA-like rates only if the rate is large.
 FUSION_LR = {"adapters": 5e-5, "peft": 1e-2}
 
-
-
-@dataclass
-class TrainConfig:
-    """Every field is a CLI flag of train-intermediate / train-target (and a recipe key)."""
-    task: str                      # a catalogue task, a comma list (multi-task), or "mlm"
-    output: str
-    model: str = "xlm-roberta-large"
-    method: str = "seq_bn"
-    method_config: dict = field(default_factory=dict)
-    stack: list[str] = field(default_factory=list)
-    init_from: str | None = None
-    fuse: list[str] = field(default_factory=list)
-    lang_module: str | None = None
-    sampling: str = "proportional"
-    sampling_temperature: float | None = None
-    # Language modules (task "mlm"): the language, and its text (a file, or a Hub dataset).
-    language: str | None = None
-    text: str | None = None
-    dataset: str | None = None
-    data: str = "hf"
-    data_dir: str | None = None
-    precision: str | None = None
-    quantize: str = "none"
-    lr: float | None = None
-    epochs: float | None = None
-    max_steps: int | None = None
-    batch_size: int | None = None
-    micro_batch_size: int | None = None
-    max_length: int | None = None
-    warmup_ratio: float = 0.1
-    weight_decay: float = 0.01
-    optimizer: str = "adamw"  # adamw, adamw8bit, paged_adamw, paged_adamw8bit (bitsandbytes)
-    module_dtype: str = "fp32"  # the trainable module's weights while training: fp32 or bf16
-    # Recompute activations in backward from the start, for a memory budget below the GPU's
-    # (without it, checkpointing turns on only when not even one example fits)
-    gradient_checkpointing: bool = False
-    evals: int = 5
-    max_train_examples: int | None = None
-    max_eval_examples: int | None = None
-    seed: int = 42
-    force: bool = False
-    trust_remote_code: bool = False  # run the backbone checkpoint's own model code
-    # Optimizer steps between checkpoints (in `<output>.checkpoint/`), besides the one at
-    # every dev evaluation. None: every 10% of the run; 0: only at evaluations.
-    checkpoint_every: int | None = None
-    resume: bool = False  # continue from the checkpoint of an interrupted run
 
 
 # Key under which a batch carries its masking generator's state (MLM), see _TrackMasking.
@@ -272,7 +229,29 @@ def train_module(cfg: TrainConfig, progress: bool = True, backbone: Backbone | N
     """Train one module (or fusion) and save it to `cfg.output`. Returns the run's results.
 
     `backbone` (optional) is an already-loaded backbone to use instead of loading `cfg.model`;
-    the modules are injected into it, so pass a fresh one per run."""
+    the modules are injected into it, so pass a fresh one per run.
+
+    The output is checked before anything loads (it must not be a module this run reads, nor
+    an existing module without `overwrite`) and locked while the run writes it
+    (`<output>.lock`): a second run on the same output refuses. What a killed run left beside
+    it (staging directories, temporary files) is removed once the lock is ours."""
+    output = check_output(cfg.output, [*cfg.stack, cfg.init_from, *cfg.fuse, cfg.lang_module,
+                                       cfg.model], cfg.overwrite)
+    log = print if progress else (lambda *_: None)
+    lock = output.with_name(output.name + ".lock")
+    # Only the main process writes (data parallelism: torchrun/accelerate set RANK).
+    took = (os.environ.get("RANK", "0") == "0"
+            and locks.acquire_output(lock, f"the module {output}", echo=log))
+    try:
+        if took:
+            _io.remove_leftovers(output, log)
+        return _train_module(cfg, progress, backbone)
+    finally:
+        if took:
+            locks.release(lock)
+
+
+def _train_module(cfg: TrainConfig, progress: bool, backbone: Backbone | None) -> dict:
     from accelerate import Accelerator
     from tqdm.auto import tqdm
     from transformers import get_linear_schedule_with_warmup
@@ -476,7 +455,8 @@ def train_module(cfg: TrainConfig, progress: bool = True, backbone: Backbone | N
 
     # g: the micro-batch's index in the run's stream, over all processes. A process's k-th
     # micro-batch is its (k // accum)-th optimizer step's (k % accum)-th.
-    for g, name, batch in stream.stream(position):
+    # Resumed from the final checkpoint (killed before it was removed): save, train no more.
+    for g, name, batch in stream.stream(position) if step < total else ():
         last = ((g - accelerator.process_index) // processes + 1) % accum == 0
         masking = batch.pop(MASKING_STATE, masking)
         pending.append((name, batch))
@@ -700,7 +680,7 @@ def _manifest(cfg, data: dict[str, _TaskData], model, top, hp, init_from, result
                                if k not in ("task", "output", "model", "stack", "init_from",
                                             "fuse", "lang_module", "data", "data_dir", "force",
                                             "resume", "checkpoint_every", "text", "dataset",
-                                            "language")}, **hp},
+                                            "language", "overwrite")}, **hp},
         "seed": cfg.seed,
         "metrics": {"dev": ({first.task.metric: result["dev"], **dev} if len(names) == 1
                             else {"mean": result["dev"], **dev}),

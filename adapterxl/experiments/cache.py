@@ -6,24 +6,25 @@ seed, and the keys of the modules beneath it). It is complete when its
 ``train-results.json`` exists (train_module writes that after the module directory was swapped
 in atomically); ``cache.json`` beside it records the key material, the training cost and when.
 
-Concurrency: one process trains a key at a time. It holds ``<cache>/<name>.lock`` (created
-with O_EXCL; holds host, pid and time) and touches it every `heartbeat` seconds while it
-trains. Others wait and poll; when the module appears they reuse it. A lock is stale when its
-holder's process is gone (same host) or it was not touched for `stale_after` seconds (any
-host): the next waiter breaks it and continues the interrupted training from its checkpoint
-(``<module>.checkpoint/``, TrainConfig.resume).
+Concurrency: one process trains a key at a time. It holds ``<cache>/<name>.lock`` (see
+adapterxl.lock: host, PID and the process's start time) and touches it every `heartbeat`
+seconds while it trains. Others wait and poll, at most `timeout` seconds; when the module
+appears they reuse it. A lock is stale when its holder's process is gone or its PID now
+belongs to another process (same host), when its content is unreadable, or when it was not
+touched for `stale_after` seconds (another host): the next waiter breaks it and continues the
+interrupted training from its checkpoint (``<module>.checkpoint/``, TrainConfig.resume).
 """
 from __future__ import annotations
 
 import json
 import os
-import socket
 import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
 
 from .. import _io
+from .. import lock as locks
 from ..errors import AdapterxlError
 
 
@@ -39,12 +40,13 @@ def _safe(text: str) -> str:
 
 class ModuleCache:
     def __init__(self, root=None, heartbeat: float = 30.0, stale_after: float = 600.0,
-                 poll: float = 2.0, echo=print):
+                 poll: float = 2.0, echo=print, timeout: float = 24 * 3600.0):
         self.root = (Path(root).expanduser() if root else default_root()).resolve()
         self.heartbeat = heartbeat
         self.stale_after = stale_after
         self.poll = poll
         self.echo = echo
+        self.timeout = timeout
 
     def path(self, key: str, task: str) -> Path:
         return self.root / f"{_safe(task.replace(',', '+'))}-{key[:16]}"
@@ -111,22 +113,24 @@ class ModuleCache:
         (the caller looks it up again)."""
         lock = self.lock_path(key, task)
         self.root.mkdir(parents=True, exist_ok=True)
-        waited = False
+        waited, since = False, time.monotonic()
         while True:
-            if self._try_create(lock):
+            if locks.create(lock):
                 break
             if self.lookup(key, task) is not None:
                 yield False
                 return
-            judged = _read(lock)
+            judged = locks.read(lock)
             why = self.stale(lock)
             if why:
                 self.echo(f"cache: breaking the stale lock {lock.name} ({why})")
-                self._break(lock, judged)
+                locks.break_stale(lock, judged)
                 continue
+            if time.monotonic() - since > self.timeout:
+                raise locks.timed_out(lock, time.monotonic() - since)
             if not waited:
                 self.echo(f"cache: waiting for another process training {lock.name[:-5]} "
-                          f"({_holder(lock)})")
+                          f"({locks.holder(lock)})")
                 waited = True
             time.sleep(self.poll)
         stop = threading.Event()
@@ -137,23 +141,7 @@ class ModuleCache:
         finally:
             stop.set()
             beat.join()
-            try:
-                if _read(lock).get("pid") == os.getpid():
-                    lock.unlink()
-            except FileNotFoundError:
-                pass
-
-    def _try_create(self, lock: Path) -> bool:
-        try:
-            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        except FileExistsError:
-            return False
-        except OSError as e:
-            raise AdapterxlError(f"cannot create the cache lock {lock}: {e.strerror}") from e
-        with os.fdopen(fd, "w") as f:
-            json.dump({"host": socket.gethostname(), "pid": os.getpid(), "time": time.time()},
-                      f)
-        return True
+            locks.release(lock)
 
     def _beat(self, lock: Path, stop: threading.Event) -> None:
         while not stop.wait(self.heartbeat):
@@ -164,53 +152,4 @@ class ModuleCache:
 
     def stale(self, lock: Path) -> str | None:
         """Why the lock is stale, or None while its holder may still be working."""
-        try:
-            age = time.time() - lock.stat().st_mtime
-        except FileNotFoundError:
-            return None
-        info = _read(lock)
-        if info.get("host") == socket.gethostname() and isinstance(info.get("pid"), int):
-            if not _alive(info["pid"]):
-                return f"process {info['pid']} on this host is gone"
-            return None
-        if age > self.stale_after:
-            return f"not touched for {age:.0f} s"
-        return None
-
-    def _break(self, lock: Path, judged: dict) -> None:
-        # Rename first: of several waiters breaking the same lock, only one rename succeeds.
-        # If what was renamed is not the lock judged stale (another waiter broke that one and
-        # a new holder took the key meanwhile), put it back.
-        aside = lock.with_name(f"{lock.name}.stale-{os.getpid()}-{time.time_ns()}")
-        try:
-            os.rename(lock, aside)
-        except FileNotFoundError:
-            return
-        if _read(aside) != judged:
-            try:
-                os.link(aside, lock)
-            except FileExistsError:
-                pass
-        aside.unlink(missing_ok=True)
-
-
-def _read(lock: Path) -> dict:
-    try:
-        return json.loads(lock.read_text(encoding="utf-8") or "{}")
-    except (OSError, json.JSONDecodeError):
-        return {}
-
-
-def _holder(lock: Path) -> str:
-    info = _read(lock)
-    return f"pid {info.get('pid')} on {info.get('host')}" if info else "unknown holder"
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+        return locks.stale(lock, self.stale_after)

@@ -142,6 +142,19 @@ def cell_id(backbone: str, method: str, intermediate: str, composition: str, tar
     return f"{backbone}|{method}|{intermediate}|{composition}|{target}|{seed}"
 
 
+MAX_CELLS = 10_000  # a grid this large is more likely a typo than a plan (`run --max-cells`)
+
+
+def count(recipe: Recipe) -> int:
+    """The number of cells at most (before deduplication), without building them."""
+    total = 0
+    for g in recipe.grids:
+        comps = max(1, len([c for c in g.compositions if c != "none"]))
+        total += (len(g.backbones) * len(g.intermediates) * comps * len(g.targets)
+                  * len(g.methods) * len(g.seeds))
+    return total
+
+
 def expand(recipe: Recipe) -> list[Cell]:
     """Every cell of the recipe, deduplicated by id, in a stable order: grid order (backbone,
     intermediate, composition, target, method, seed nested in that order)."""

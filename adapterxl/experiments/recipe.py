@@ -17,7 +17,9 @@ from pathlib import Path
 
 import yaml
 
+from .. import safe_yaml
 from ..errors import AdapterxlError
+from ..settings import EVALUATE
 
 COMPOSITIONS = ("none", "stack", "fuse", "init_from")
 DATA_SOURCES = ("hf", "samples")
@@ -25,14 +27,15 @@ QUANTIZE = ("none", "8bit", "4bit")
 PRECISIONS = ("fp32", "bf16", "fp16")
 SPLITS = ("test", "validation")
 
-# Training settings a recipe may set (each is a TrainConfig field of the same name).
-TRAIN_KEYS = {
-    "lr": (float, int), "epochs": (float, int), "max_steps": int, "batch_size": int,
-    "micro_batch_size": int, "max_length": int, "max_train_examples": int,
-    "max_eval_examples": int, "precision": str, "method_config": dict, "sampling": str,
-    "sampling_temperature": (float, int), "evals": int, "warmup_ratio": (float, int),
-    "weight_decay": (float, int), "checkpoint_every": int, "gradient_checkpointing": bool,
-}
+
+
+def _train_keys() -> dict:
+    """Training settings a recipe may set: the TrainConfig fields declared for recipes."""
+    from ..settings import TrainConfig, settings_of
+
+    return {k: spec for k, spec in settings_of(TrainConfig).items() if spec.recipe}
+
+
 EVAL_KEYS = {"languages": (str, list), "suite": str, "split": str, "max_examples": int,
              "max_length": int, "batch_size": int}
 GRID_KEYS = ("backbones", "intermediates", "compositions", "targets", "methods", "seeds")
@@ -211,7 +214,7 @@ def apply_overrides(raw: dict, overrides, source: str = "<recipe>") -> tuple[dic
         if not key or any(not part for part in key.split(".")):
             raise AdapterxlError(f"recipe {source}: override {item!r} has an empty key")
         try:
-            value = yaml.safe_load(text) if text.strip() else None
+            value = safe_yaml.load(text, f"override {key}") if text.strip() else None
         except yaml.YAMLError as e:
             raise AdapterxlError(f"recipe {source}: override {item!r}: the value is not "
                                  f"valid YAML ({str(e).splitlines()[0]})") from e
@@ -254,14 +257,18 @@ def load_recipe(path, overrides=()) -> Recipe:
     path = Path(path)
     if not path.is_file():
         raise AdapterxlError(f"recipe {str(path)!r} does not exist")
-    return parse_recipe(path.read_text(encoding="utf-8"), overrides, source=path.name,
-                        default_name=path.stem)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise AdapterxlError(f"recipe {path} is not UTF-8 text (byte {e.start}: "
+                             f"{e.reason}); save it as UTF-8") from None
+    return parse_recipe(text, overrides, source=path.name, default_name=path.stem)
 
 
 def parse_recipe(text: str, overrides=(), source: str = "<string>",
                  default_name: str = "recipe") -> Recipe:
     try:
-        raw = yaml.safe_load(text)
+        raw = safe_yaml.load(text, f"recipe {source}")
     except yaml.YAMLError as e:
         raise AdapterxlError(f"recipe {source} is not valid YAML "
                              f"({' '.join(str(e).split())})") from e
@@ -321,18 +328,13 @@ def _validate(raw: dict, w: _Where, text: str, overrides: tuple, default_name: s
         value = raw.get(section) or {}
         if not isinstance(value, dict):
             raise w.error(section, "expects a mapping of training settings")
-        _check_keys(w, section, value, TRAIN_KEYS)
+        keys = _train_keys()
+        _check_keys(w, section, value, keys)
         for key, v in value.items():
-            _typed(w, f"{section}.{key}", v, TRAIN_KEYS[key])
-            if key in ("max_steps", "batch_size", "micro_batch_size", "max_length",
-                       "max_train_examples", "max_eval_examples", "evals") \
-                    and v is not None and v < 1:
-                raise w.error(f"{section}.{key}", f"must be 1 or more, got {v}")
-            if key == "precision" and v is not None and v not in PRECISIONS:
-                raise w.error(f"{section}.{key}", _unknown("precision", v, PRECISIONS))
-            if key == "sampling" and v not in ("proportional", "temperature", "uniform"):
-                raise w.error(f"{section}.{key}", _unknown(
-                    "sampling", v, ("proportional", "temperature", "uniform")))
+            why = keys[key].why(v)
+            if why:
+                raise w.error(f"{section}.{key}", why)
+        value = {k: keys[k].check(v, k) for k, v in value.items()}
         train[section] = {k: v for k, v in value.items() if v is not None}
 
     ev = raw.get("evaluate") or {}
@@ -341,6 +343,9 @@ def _validate(raw: dict, w: _Where, text: str, overrides: tuple, default_name: s
     _check_keys(w, "evaluate", ev, EVAL_KEYS)
     for key, v in ev.items():
         _typed(w, f"evaluate.{key}", v, EVAL_KEYS[key])
+        why = EVALUATE[key].why(v) if key in EVALUATE else None
+        if why:
+            raise w.error(f"evaluate.{key}", why)
     suite = ev.get("suite")
     if suite is not None and suite not in SUITES:
         raise w.error("evaluate.suite", _unknown("suite", suite, SUITES))

@@ -157,10 +157,15 @@ def _resolve_recipe(recipe, overrides) -> Recipe:
 
 def run_recipe(recipe, overrides=(), run_dir=None, dry_run: bool = False,
                budget: str | float | None = None, shard: str | tuple | None = None,
-               cache_dir=None, echo=print) -> dict:
+               cache_dir=None, echo=print, max_cells: int = grid_.MAX_CELLS) -> dict:
     """Run (or with dry_run, plan) a recipe. Returns a summary dict; the store is
     `<run_dir>/store.sqlite` (run_dir default: runs/<recipe name>)."""
     recipe = _resolve_recipe(recipe, overrides)
+    size = grid_.count(recipe)
+    if size > max_cells:
+        raise AdapterxlError(f"recipe {recipe.source}: the grid has {size:,} cells, more than "
+                             f"the limit of {max_cells:,}; shrink it, or raise the limit with "
+                             f"--max-cells {size}")
     seconds = budget if isinstance(budget, (int, float)) else parse_budget(budget)
     part = shard if isinstance(shard, tuple) else parse_shard(shard)
     cells = grid_.expand(recipe)
@@ -364,6 +369,7 @@ def _train_config(recipe: Recipe, spec: grid_.ModuleSpec, path: Path, resume: bo
         task=spec.task, output=str(path), model=spec.backbone.model, method=spec.method,
         quantize=spec.backbone.quantize, data=spec.data, data_dir=spec.data_dir,
         seed=spec.seed, resume=resume,
+        overwrite=True,  # the cache's own folder, under the key's lock: a half-finished entry
         stack=lower if spec.how == "stack" else [],
         init_from=lower[0] if spec.how == "init_from" else None,
         fuse=lower if spec.how == "fuse" else [], **kw)

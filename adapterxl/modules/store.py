@@ -143,6 +143,35 @@ def open_module(path) -> ModuleDir:
     return ModuleDir(path, manifest)
 
 
+def check_output(output, reads=(), overwrite: bool = False, flag: str = "--output") -> Path:
+    """Refuse an output that would destroy something: empty, an existing file, one of the
+    modules the command reads (or a folder inside or around one), a directory that is not a
+    module, or an existing module without `overwrite`. Returns the output as a Path."""
+    if output is None or not str(output).strip():
+        raise AdapterxlError(f"{flag} is empty: name the module directory to write")
+    path = Path(output).expanduser()
+    target = path.resolve()
+    for read in reads:
+        if read is None or not Path(read).exists():
+            continue  # a Hub id, resolved elsewhere, is never under the output
+        source = Path(read).resolve()
+        if target == source or source in target.parents or target in source.parents:
+            raise AdapterxlError(f"{flag} {path} would overwrite the module {read} that this "
+                                 f"command reads; write to another directory")
+    if path.is_symlink() or (path.exists() and not path.is_dir()):
+        raise AdapterxlError(f"{flag} {path} exists and is not a directory; choose another "
+                             f"output or remove it")
+    if path.is_dir():
+        if (path / MANIFEST).exists():
+            if not overwrite:
+                raise AdapterxlError(f"a module already exists at {path}: pass --overwrite "
+                                     f"to replace it, or choose another {flag}")
+        elif any(path.iterdir()):
+            raise AdapterxlError(f"{flag} {path} is a directory that is not a module and "
+                                 f"not empty; choose another output")
+    return path
+
+
 def _copy(mod: ModuleDir, dest: Path) -> dict:
     dest.mkdir(parents=True)
     for filename in (MANIFEST, WEIGHTS, HEAD):

@@ -140,10 +140,12 @@ def _resolve(cfg: TrainConfig):
     else:
         lr = get_method(init_from.method if init_from else cfg.method).lr
     settings = {
-        "lr": cfg.lr or lr,
+        "lr": lr if cfg.lr is None else cfg.lr,
         "epochs": cfg.epochs if cfg.epochs is not None else hp.get("epochs", 3),
-        "batch_size": cfg.batch_size or hp.get("batch_size", 32),
-        "max_length": cfg.max_length or hp.get("max_length", 256),
+        "batch_size": (hp.get("batch_size", 32) if cfg.batch_size is None
+                       else cfg.batch_size),
+        "max_length": (hp.get("max_length", 256) if cfg.max_length is None
+                       else cfg.max_length),
     }
     below = [m for m in lower + fuse + ([init_from] if init_from else [])
              if m.role != "language"]
@@ -301,11 +303,11 @@ def _train_module(cfg: TrainConfig, progress: bool, backbone: Backbone | None) -
     processes = accelerator.num_processes
     tok = backbone.tokenizer
     for name, d in data.items():
-        max_length = cfg.max_length or d.task.hyperparameters.get("max_length",
-                                                                  hp["max_length"])
+        max_length = (d.task.hyperparameters.get("max_length", hp["max_length"])
+                      if cfg.max_length is None else cfg.max_length)
         d.train_features = d.fmt.encode(d.train_rows, tok, max_length, True, d.task)
         d.dev_features = d.fmt.encode(d.dev_rows, tok, max_length, False, d.task)
-    micro = cfg.micro_batch_size or hp["batch_size"]
+    micro = hp["batch_size"] if cfg.micro_batch_size is None else cfg.micro_batch_size
     if processes > 1 and not cfg.micro_batch_size:
         micro = hp["batch_size"] // processes  # --batch-size stays the effective batch
     if not cfg.micro_batch_size and backbone.device.type == "cuda" and processes == 1:
@@ -339,7 +341,8 @@ def _train_module(cfg: TrainConfig, progress: bool, backbone: Backbone | None) -
     batches = {n: len(dl) for n, dl in loaders.items()}
     batches_per_epoch = sum(batches.values())
     steps_per_epoch = max(1, batches_per_epoch // (accum * processes))
-    total = cfg.max_steps or max(1, math.ceil(hp["epochs"] * steps_per_epoch))
+    total = (max(1, math.ceil(hp["epochs"] * steps_per_epoch)) if cfg.max_steps is None
+             else cfg.max_steps)
     every = (max(1, math.ceil(total / 10)) if cfg.checkpoint_every is None
              else cfg.checkpoint_every)
 

@@ -12,6 +12,7 @@ stay strings.
 """
 from __future__ import annotations
 
+import math
 import numbers
 from typing import TYPE_CHECKING, Iterable
 
@@ -146,8 +147,22 @@ def _get(record: dict, column: str, where: str, expected: tuple[str, ...]):
     return record[column]
 
 
+class NotText(AdapterxlError):
+    """A value where text belongs that is not text (a mapping, a list, null, true); convert()
+    adds the record's place."""
+
+
 def _text(value) -> str:
-    return "" if value is None else str(value)
+    # Numbers pass (a year as a token, a numeric sentence); structures and null are
+    # refused rather than trained on as their printed form.
+    if isinstance(value, str):
+        return value
+    if isinstance(value, numbers.Real) and not isinstance(value, bool) \
+            and math.isfinite(value):
+        return str(value)
+    what = {type(None): "null", bool: "true/false", dict: "a mapping", list: "a list"}.get(
+        type(value), type(value).__name__)
+    raise NotText(f"expected text, found {what}")
 
 
 def _hellaswag(record: dict, where: str) -> dict:
@@ -291,8 +306,18 @@ def target_of(row: dict):
 
 
 def convert(task: "Task", record: dict, where: str, spec: dict | None = None) -> dict:
-    """One record -> the canonical row of task.format. `spec` is the Hub source the record came
-    from: its own `fields` / `converter` override the task's (multi-source tasks)."""
+    """One record -> the canonical row of task.format, checked (data.validate). `spec` is the
+    Hub source the record came from: its own `fields` / `converter` override the task's
+    (multi-source tasks)."""
+    from .validate import row
+
+    try:
+        return row(task, _convert(task, record, where, spec), where)
+    except NotText as e:
+        raise AdapterxlError(f"{where}: {e}") from None
+
+
+def _convert(task: "Task", record: dict, where: str, spec: dict | None = None) -> dict:
     if not isinstance(record, dict):
         raise AdapterxlError(f"{where}: expected a record (a mapping of columns), "
                              f"got {type(record).__name__}")

@@ -30,6 +30,7 @@ import re
 from pathlib import Path
 
 from ..errors import AdapterxlError
+from . import validate
 
 SPLITS = ("train", "validation", "test")
 SPLIT_ALIASES = {"train": ("train",), "validation": ("validation", "dev", "val"),
@@ -170,6 +171,8 @@ def read_squad_json(path) -> list[dict]:
         data = json.loads("\n".join(lines))
     except json.JSONDecodeError as e:
         raise AdapterxlError(f"{path}:{e.lineno}: not valid JSON ({e.msg})") from e
+    except RecursionError:
+        raise AdapterxlError(f"{path}: JSON nested too deeply") from None
     if not isinstance(data, dict) or not isinstance(data.get("data"), list):
         raise AdapterxlError(f"{path}: expected SQuAD JSON, an object with a \"data\" list of "
                              f"articles with \"paragraphs\"")
@@ -259,6 +262,7 @@ def read_conllu(path, column: str = "upos", task=None) -> list[dict]:
                                  f"column, found {fields[0]!r}")
         if not fields[0].isdigit():
             continue  # multiword token range or empty node
+        validate.token(fields[1], f"{path}:{n}")
         tokens.append(fields[1])
         tags.append((n, fields[col]))
     flush()
@@ -326,6 +330,7 @@ def read_conll_columns(path, task=None) -> list[dict]:
             raise AdapterxlError(f"{path}:{n}: expected one token per line (line {first_n} has "
                                  f"no tag), found {len(fields)} columns in {lines[n - 1]!r}")
         token = fields[0][prefix:] if prefix else fields[0]
+        validate.token(token, f"{path}:{n}")
         tokens.append(token)
         if tagged:
             tags.append(label(fields[-1], path, n))
@@ -418,8 +423,9 @@ def read_tsv(task, path, header: bool | None = None) -> list[dict]:
                                  f"{width} ({shape})")
         value = fields[n_text].strip() if len(fields) > n_text else ""
         hidden = value == "" or (value == "-1" and fmt != "regression")
-        rows.append({"text": tuple(fields[:n_text]),
-                     "label": None if hidden else label(value, path, n)})
+        rows.append(validate.row(task, {"text": tuple(fields[:n_text]),
+                                        "label": None if hidden else label(value, path, n)},
+                                 f"{path}:{n}"))
     return rows
 
 
@@ -441,6 +447,8 @@ def _jsonl_records(path):
             record = json.loads(line)
         except json.JSONDecodeError as e:
             raise AdapterxlError(f"{path}:{n}: not valid JSON ({e.msg})") from e
+        except RecursionError:
+            raise AdapterxlError(f"{path}:{n}: JSON nested too deeply") from None
         if not isinstance(record, dict):
             raise AdapterxlError(f"{path}:{n}: expected a JSON object per line, found "
                                  f"{type(record).__name__}")

@@ -48,6 +48,7 @@ TARGET_KEYS = ("label", "tags", "answers")
 TEXT_COLUMNS = {"classification": 1, "pair_classification": 2, "regression": 2}
 LABELED_FORMATS = ("classification", "pair_classification")   # `labels` required
 TASK_KEYS = ("description", "format", "role", "suites", "languages", "labels", "num_choices",
+             "score_range",
              "metric", "english_training_data", "train_language", "hub_lang", "sources",
              "fields", "converter", "local_only", "hyperparameters")
 REQUIRED_KEYS = ("description", "format", "role", "languages", "metric", "hyperparameters")
@@ -82,6 +83,9 @@ class Task:
     fields: dict = field(default_factory=dict)
     converter: str | None = None
     local_only: str | None = None
+    # Regression: the smallest and largest score (STS-B 0-5, SICK-R 1-5); data outside it is
+    # refused when read.
+    score_range: tuple[float, float] | None = None
 
     @property
     def text_fields(self) -> tuple[str, ...]:
@@ -265,6 +269,16 @@ def _check_task(name: str, entry) -> Task:
     elif num_choices is not None:
         raise _fail(name, "num_choices is only for the multiple_choice format")
 
+    score_range = entry.get("score_range")
+    if score_range is not None:
+        if fmt != "regression":
+            raise _fail(name, "score_range is only for the regression format")
+        if not (isinstance(score_range, list) and len(score_range) == 2
+                and all(isinstance(x, (int, float)) and not isinstance(x, bool)
+                        for x in score_range) and score_range[0] < score_range[1]):
+            raise _fail(name, "score_range must be [lowest, highest], two numbers")
+        score_range = (float(score_range[0]), float(score_range[1]))
+
     # suites
     suites = entry.get("suites") or {}
     if not isinstance(suites, dict):
@@ -335,7 +349,7 @@ def _check_task(name: str, entry) -> Task:
                 hyperparameters=dict(hp), labels=labels, suites=out_suites,
                 num_choices=num_choices, english_training_data=etd,
                 train_language=train_language, hub_lang=dict(hub_lang), fields=fields,
-                converter=converter, local_only=local_only)
+                converter=converter, local_only=local_only, score_range=score_range)
 
 
 def parse_catalog(entries) -> dict[str, Task]:

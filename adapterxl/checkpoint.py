@@ -85,23 +85,31 @@ def save(where: Path, state: dict, info: dict) -> None:
     """Write `state` as where/checkpoint.pt: a temporary file in the same directory, synced,
     then renamed over the old one, so a reader (or a crash) only ever sees a whole file."""
     where = Path(where)
-    where.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{FILE}.", dir=where)
+    tmp, created = None, not where.exists()
     try:
+        where.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{FILE}.", dir=where)
         with os.fdopen(fd, "wb") as f:
             torch.save(state, f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, where / FILE)
     except BaseException as e:
-        Path(tmp).unlink(missing_ok=True)
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        if created:
+            shutil.rmtree(where, ignore_errors=True)  # nothing of this run's was in it
         # A full disk: one line, and the last checkpoint survives. torch.save reports a
-        # failed write of its zip container as a RuntimeError.
-        if isinstance(e, OSError) or (isinstance(e, RuntimeError) and "writ" in str(e)):
-            kept = "the previous checkpoint is unchanged" if exists(where) else "none was written"
+        # failed write of its zip container as a RuntimeError ("unexpected pos").
+        kept = "the previous checkpoint is unchanged" if exists(where) else "none was written"
+        error = _io.as_write_error(e, f"write a checkpoint to {where}", where, kept)
+        if error is None and (isinstance(e, OSError) or (isinstance(e, RuntimeError)
+                                                          and "writ" in str(e))):
             why = getattr(e, "strerror", None) or str(e).strip().splitlines()[0]
-            raise _io.WriteError(f"cannot write a checkpoint to {where}: {why}; {kept}",
-                                 getattr(e, "errno", None)) from e
+            error = _io.WriteError(f"cannot write a checkpoint to {where}: {why}; {kept}",
+                                   getattr(e, "errno", None))
+        if error is not None:
+            raise error from e
         raise
     _sync_dir(where)  # the rename itself must survive a power cut
     _io.write_json(where / INFO, {**info, "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 
 import click
@@ -37,6 +38,14 @@ class Group(click.Group):
         except Exception as e:  # a bug or an environment problem: still one line by default
             if ctx.obj and ctx.obj.get("debug"):
                 raise
+            from ._io import write_failure
+
+            failure = write_failure(e, getattr(e, "filename", None))
+            if failure is not None:  # a full disk or a read-only place: the user's to fix
+                where = getattr(e, "filename", None)
+                click.echo(f"error: cannot write{f' {where}' if where else ''}: "
+                           f"{os.strerror(failure[0])}; {failure[1]}", err=True)
+                sys.exit(2)
             first = str(e).strip().splitlines()[0] if str(e).strip() else ""
             click.echo(f"error: unexpected {type(e).__name__}: {first} "
                        f"(rerun with `adapterxl --debug ...` for the traceback)", err=True)

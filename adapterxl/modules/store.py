@@ -205,10 +205,16 @@ def save_module(path, manifest: dict, weights: dict[str, torch.Tensor],
             if members:
                 manifest["fused"] = members
             _io.write_json(staged / MANIFEST, manifest)
-    except OSError as e:  # WriteError included: name the module, not the staging dir
+    except Exception as e:  # noqa: BLE001 - only the environment's write failures are handled
         # A full disk or a permission problem is the user's environment, not a bug: one line
-        # (exit 2) saying what survived; still an OSError, with its errno.
+        # (exit 2) naming the module and saying what survived; still an OSError, with its errno.
         kept = "the previous module there is unchanged" if path.exists() else "nothing was written"
-        raise _io.WriteError(f"cannot save module to {path}: {e.strerror or e}; {kept}",
-                             e.errno) from e
+        error = _io.as_write_error(e.__cause__ if isinstance(e, _io.WriteError) else e,
+                                   f"save module to {path}", path, kept)
+        if error is None and isinstance(e, OSError):
+            error = _io.WriteError(f"cannot save module to {path}: {e.strerror or e}; {kept}",
+                                   e.errno)
+        if error is None:
+            raise
+        raise error from e
     return ModuleDir(path, manifest)

@@ -169,12 +169,27 @@ def _offline_error(model_id: str, exc: Exception) -> AdapterxlError:
     return AdapterxlError(f"cannot load backbone {model_id!r}: {text.strip().splitlines()[0]}")
 
 
-def _remote_code_error(model_id: str) -> AdapterxlError:
+def _remote_code_error(model_id: str, where: str = "its config") -> AdapterxlError:
     return AdapterxlError(
         f"backbone {model_id!r} needs trust_remote_code: it ships its own model code (auto_map "
-        f"in its config), which adapterxl does not run unless you pass --trust-remote-code "
+        f"in {where}), which adapterxl does not run unless you pass --trust-remote-code "
         f"(that executes the checkpoint's Python files); or use a checkpoint of an "
         f"architecture that transformers implements")
+
+
+PICKLE_WEIGHTS = ("bin", "pt", "pth", "ckpt", "pkl")
+
+
+def _tokenizer_auto_map(path) -> bool:
+    """Whether the checkpoint's tokenizer config names its own code (auto_map), which
+    transformers would otherwise ignore without a word."""
+    from transformers.models.auto.tokenization_auto import get_tokenizer_config
+
+    try:
+        config = get_tokenizer_config(str(path))
+    except (OSError, ValueError):
+        return False  # no tokenizer config: loading the tokenizer reports it
+    return bool(isinstance(config, dict) and config.get("auto_map"))
 
 
 def fingerprint(model: torch.nn.Module, config) -> str:
@@ -243,10 +258,12 @@ def _is_causal_only(model_type: str) -> bool:
 
 def load_backbone(model_id: str, precision: str | None = None, quantize: str = "none",
                   device: str | torch.device | None = None,
-                  trust_remote_code: bool = False) -> Backbone:
+                  trust_remote_code: bool = False, allow_pickle: bool = False) -> Backbone:
     """Load a frozen backbone. `precision` defaults to bf16 on a bf16-capable GPU, else fp32;
     `quantize` is none, 8bit or 4bit (bitsandbytes; embeddings stay unquantized).
-    `trust_remote_code` runs a checkpoint's own model code (auto_map); refused otherwise."""
+    `trust_remote_code` runs a checkpoint's own model code (auto_map, in the model's or the
+    tokenizer's config); refused otherwise. `allow_pickle` reads weights stored as pickle
+    (pytorch_model.bin); otherwise only safetensors are read."""
     from transformers import AutoConfig, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
@@ -285,7 +302,18 @@ def load_backbone(model_id: str, precision: str | None = None, quantize: str = "
         # A known model_type with an auto_map: transformers would load its own class and ignore
         # the custom code, i.e. possibly another model than the checkpoint's authors meant.
         raise _remote_code_error(model_id)
+    if not trust_remote_code and _tokenizer_auto_map(path):
+        raise _remote_code_error(model_id, "tokenizer_config.json")
+    local = Path(path).expanduser()
+    if not allow_pickle and local.is_dir() and not any(local.glob("*.safetensors")) \
+            and any(p for ext in PICKLE_WEIGHTS for p in local.glob(f"*.{ext}")):
+        raise AdapterxlError(f"backbone {model_id!r} stores its weights as pickle "
+                             f"(pytorch_model.bin), which can run code when read: pass "
+                             f"--allow-pickle to read it (with torch.load(weights_only=True)), "
+                             f"or convert it to safetensors")
     kwargs = {"dtype": DTYPES[precision]}
+    if not allow_pickle:
+        kwargs["use_safetensors"] = True
     if config.model_type in _POOLER_KWARG:
         kwargs["add_pooling_layer"] = False
     if quantize != "none":

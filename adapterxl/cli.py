@@ -254,6 +254,8 @@ def train_language(**kw):
 @click.option("--force", is_flag=True)
 @click.option("--trust-remote-code", is_flag=True,
               help="Run the backbone checkpoint's own Python model code (auto_map).")
+@click.option("--allow-pickle", is_flag=True,
+              help="Read a backbone stored as pickle (pytorch_model.bin).")
 def evaluate_cmd(task, suite, modules, retrieval_module, languages, output, **kw):
     """Zero-shot evaluation in every language; writes the XTREME submission layout."""
     from .evaluation import evaluate, evaluate_suite, format_suite, format_table

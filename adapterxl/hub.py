@@ -170,16 +170,38 @@ def verify_module_tree(root: Path, what: str) -> None:
                                      f"manifest records (sha256 differs)")
 
 
+def _check_safetensors(path: Path, what: str) -> None:
+    """A file named .safetensors must parse as one (its sha256 matching proves only that it is
+    what was uploaded)."""
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            for key in f.keys():
+                f.get_slice(key).get_shape()
+    except (SafetensorError, OSError, ValueError) as e:
+        raise AdapterxlError(f"{what} is not a valid safetensors file "
+                             f"({str(e).splitlines()[0] if str(e) else type(e).__name__}); "
+                             f"refused") from e
+
+
 def _check_pulled(root: Path, what: str) -> str:
     """Checks a downloaded folder; returns its kind: "module" or "foreign"."""
     from .modules.store import MANIFEST
 
-    check_tree(root, what)
+    files = check_tree(root, what)
     if (root / MANIFEST).is_file():
         verify_module_tree(root, what)
-        return "module"
-    if (root / FOREIGN_MARKER).is_file():
-        return "foreign"
+        kind = "module"
+    elif (root / FOREIGN_MARKER).is_file():
+        kind = "foreign"
+    else:
+        kind = None
+    if kind is not None:
+        for rel in files:
+            if rel.endswith(".safetensors"):
+                _check_safetensors(root / rel, f"{what}: {rel}")
+        return kind
     raise AdapterxlError(f"{what} holds neither an adapterxl module (no {MANIFEST}) nor a "
                          f"PEFT/adapters adapter (no {FOREIGN_MARKER})")
 

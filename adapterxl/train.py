@@ -35,7 +35,7 @@ from .heads import head_config
 from . import memory
 from .modules import (Fusion, assemble, common_lower, get_method, method_config, open_module,
                       save_module)
-from .modules.store import check_output
+from .modules.store import check_output, verify
 from .data.mixture import TaskStream, task_probabilities
 from .data.preprocess import loader
 from .data.hub import hub_spec
@@ -147,6 +147,8 @@ def _resolve(cfg: TrainConfig):
         "max_length": (hp.get("max_length", 256) if cfg.max_length is None
                        else cfg.max_length),
     }
+    for mod in lower + fuse + ([init_from] if init_from else []):
+        verify(mod)  # before training: a damaged module would be copied into the new one
     below = [m for m in lower + fuse + ([init_from] if init_from else [])
              if m.role != "language"]
     warnings = [w for task in tasks for m in below
@@ -279,7 +281,8 @@ def _train_module(cfg: TrainConfig, progress: bool, backbone: Backbone | None) -
         log(f"warning: {warning}")
     set_seed(cfg.seed)
     backbone = backbone or load_backbone(cfg.model, cfg.precision, cfg.quantize,
-                                         trust_remote_code=cfg.trust_remote_code)
+                                         trust_remote_code=cfg.trust_remote_code,
+                                         allow_pickle=cfg.allow_pickle)
     data = {t.name: _load_task(cfg, t, backbone) for t in tasks}
     probabilities = task_probabilities({n: len(d.train_rows) for n, d in data.items()},
                                        cfg.sampling, cfg.sampling_temperature)

@@ -71,7 +71,7 @@ def evaluate(task: str, module: str, languages="all", data: str = "hf", data_dir
              max_length: int | None = None, max_examples: int | None = None,
              force: bool = False, predictions_dir: str | None = None, layer: int | None = None,
              suite: str | None = None, lang_modules: str | None = None,
-             trust_remote_code: bool = False) -> dict:
+             trust_remote_code: bool = False, allow_pickle: bool = False) -> dict:
     """Evaluate `module` on `task` in each language (`languages`: "all", a comma list, or the
     languages of `suite`). Returns per-language metric values, their averages and the task's
     score; writes results.json under `output` (default <module>/eval) and the predictions
@@ -98,7 +98,7 @@ def evaluate(task: str, module: str, languages="all", data: str = "hf", data_dir
         raise AdapterxlError(f"no {split} data for {task} in {', '.join(wanted)} "
                              f"(source: {data_dir or data})")
     backbone = load_backbone(model or mod.manifest["backbone"]["id"], precision, quantize,
-                             trust_remote_code=trust_remote_code)
+                             trust_remote_code=trust_remote_code, allow_pickle=allow_pickle)
     net = load_for_inference(backbone, mod, force=force, task=head)
     labels = mod.labels_for(head) if head else []
     swap = language_swap(net, mod, lang_modules)
@@ -107,7 +107,8 @@ def evaluate(task: str, module: str, languages="all", data: str = "hf", data_dir
     out_dir = Path(output) if output else mod.path / "eval"
     pred_dir = Path(predictions_dir) if predictions_dir else out_dir
     if fmt.head is None:
-        layer = layer or task_.hyperparameters.get("layer") or default_layer(net.num_layers)
+        if layer is None:
+            layer = task_.hyperparameters.get("layer") or default_layer(net.num_layers)
 
     per_language, counts, extra = {}, {}, {}
     start = time.perf_counter()

@@ -14,7 +14,10 @@ head.safetensors keys `<task>.<param>`; a single-task module's keys are unprefix
 from __future__ import annotations
 
 import hashlib
+import json
+import os
 import shutil
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -140,7 +143,82 @@ def open_module(path) -> ModuleDir:
     for key in ("name", "task", "method", "head", "backbone"):
         if key not in manifest:
             raise AdapterxlError(f"{manifest_path}: missing field {key!r}")
+    _check_manifest(manifest, manifest_path)
+    _check_files(path)
     return ModuleDir(path, manifest)
+
+
+# Field types a manifest must have; a wrong one is refused here rather than failing somewhere
+# deeper (an AttributeError) or being used as given.
+_FIELDS = {"name": str, "task": str, "method": dict, "head": dict, "backbone": dict,
+           "kind": str, "role": str, "labels": list, "languages": list, "files": dict,
+           "stack": list, "fused": list, "stacked_on": list, "heads": dict, "tasks": list,
+           "task_labels": dict, "metrics": dict, "hyperparameters": dict}
+MAX_LABELS = 1 << 21   # a vocabulary (MLM heads) is the largest label set: 262k for Gemma
+MAX_HIDDEN = 1 << 17
+
+
+def _check_manifest(manifest: dict, where: Path) -> None:
+    def bad(field: str, want: str):
+        return AdapterxlError(f"{where}: field {field!r} must be {want}, found "
+                              f"{json.dumps(manifest_value(field))[:60]}")
+
+    def manifest_value(field):
+        value = manifest
+        for part in field.split("."):
+            value = value.get(part) if isinstance(value, dict) else None
+        return value
+
+    for key, kind in _FIELDS.items():
+        if key in manifest and manifest[key] is not None and not isinstance(manifest[key], kind):
+            raise bad(key, {str: "a string", dict: "a mapping", list: "a list"}[kind])
+    if not isinstance(manifest["method"].get("name"), str):
+        raise bad("method.name", "a string")
+    if not isinstance(manifest["method"].get("config", {}), dict):
+        raise bad("method.config", "a mapping")
+    if not isinstance(manifest["backbone"].get("id"), str):
+        raise bad("backbone.id", "a string")
+    for name, value in (manifest.get("files") or {}).items():
+        if not isinstance(value, str):
+            raise bad(f"files.{name}", "a sha256 string")
+    heads = {"head": manifest["head"]}
+    if isinstance(manifest.get("heads"), dict):
+        heads.update({f"heads.{k}": v for k, v in manifest["heads"].items()})
+    for field, head in heads.items():
+        if head is None:
+            continue  # a module without a head (imported)
+        if not isinstance(head, dict):
+            raise bad(field, "a mapping")
+        # Checked before anything is allocated: a head claiming 2 billion labels would try
+        # to allocate hundreds of GB.
+        for key, top in (("num_labels", MAX_LABELS), ("hidden_size", MAX_HIDDEN)):
+            value = head.get(key)
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool)
+                                      or not 1 <= value <= top):
+                raise AdapterxlError(f"{where}: {field}.{key} is {value!r}, not a plausible "
+                                     f"size (1 to {top:,})")
+    for key in ("stack", "fused"):
+        if any(not isinstance(e, dict) for e in manifest.get(key) or ()):
+            raise bad(key, "a list of mappings")
+
+
+def _check_files(root: Path) -> None:
+    """A module folder holds directories and regular files only: a FIFO or a device would
+    hang whoever reads it, and a symbolic link may only point to a file inside the module."""
+    real_root = root.resolve()
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+        for name in dirnames + filenames:
+            p = Path(dirpath) / name
+            mode = os.lstat(p).st_mode
+            if stat.S_ISLNK(mode):
+                target = p.resolve()
+                if not target.is_relative_to(real_root):
+                    raise AdapterxlError(f"module {root}: {p.relative_to(root)} is a symbolic "
+                                         f"link leaving the module; refused")
+                mode = os.stat(p).st_mode
+            if not (stat.S_ISDIR(mode) or stat.S_ISREG(mode)):
+                raise AdapterxlError(f"module {root}: {p.relative_to(root)} is not a regular "
+                                     f"file (a FIFO, socket or device); refused")
 
 
 def check_output(output, reads=(), overwrite: bool = False, flag: str = "--output") -> Path:
@@ -172,7 +250,24 @@ def check_output(output, reads=(), overwrite: bool = False, flag: str = "--outpu
     return path
 
 
+def verify(mod: ModuleDir) -> None:
+    """Every weights file of `mod` has the sha256 its manifest records (a module is copied or
+    built on only after this)."""
+    files = mod.manifest.get("files") or {}
+    for filename in (WEIGHTS, HEAD):
+        expected = files.get(filename)
+        if not expected:
+            raise AdapterxlError(f"module {mod.path}: the manifest records no sha256 for "
+                                 f"{filename}; refused")
+        if not (mod.path / filename).is_file():
+            raise AdapterxlError(f"module {mod.path}: {filename} is missing")
+        if sha256(mod.path / filename) != expected:
+            raise AdapterxlError(f"module {mod.path}: {filename} is corrupted (sha256 differs "
+                                 f"from the manifest)")
+
+
 def _copy(mod: ModuleDir, dest: Path) -> dict:
+    verify(mod)  # a damaged file must not become part of the new module
     dest.mkdir(parents=True)
     for filename in (MANIFEST, WEIGHTS, HEAD):
         shutil.copy2(mod.path / filename, dest / filename)

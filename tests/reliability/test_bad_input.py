@@ -368,7 +368,7 @@ def test_disk_full_while_saving_keeps_previous_module(tmp_path, module, monkeypa
             enospc() if path.name == "manifest.json" else real(path, data)))
     else:
         monkeypatch.setattr(_io, "replace_dir", enospc)
-    fails("train-intermediate", "--task", "mnli", "-o", target, "--checkpoint-every", "0",
+    fails("train-intermediate", "--task", "mnli", "-o", target, "--overwrite", "--checkpoint-every", "0",
           *SAMPLES, match="No space left on device", also=[target])
     assert tree(target) == before
     leftovers = sorted(p.name for p in tmp_path.iterdir() if p.name != "m")

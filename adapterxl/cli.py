@@ -17,6 +17,17 @@ class Group(click.Group):
     """Turns AdapterxlError into one line on stderr and exit code 2 (a traceback with --debug)."""
 
     def invoke(self, ctx):
+        import warnings
+
+        # Library warnings are held back while the command runs: shown after it succeeds,
+        # dropped when it fails, so that an error is one line and nothing precedes it.
+        with warnings.catch_warnings(record=True) as held:
+            result = self._invoke(ctx)
+        for w in held:
+            warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+        return result
+
+    def _invoke(self, ctx):
         try:
             return super().invoke(ctx)
         except AdapterxlError as e:

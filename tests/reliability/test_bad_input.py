@@ -368,8 +368,8 @@ def test_disk_full_while_saving_keeps_previous_module(tmp_path, module, monkeypa
             enospc() if path.name == "manifest.json" else real(path, data)))
     else:
         monkeypatch.setattr(_io, "replace_dir", enospc)
-    fails("train-intermediate", "--task", "mnli", "-o", target, "--overwrite", "--checkpoint-every", "0",
-          *SAMPLES, match="No space left on device", also=[target])
+    fails("train-intermediate", "--task", "mnli", "-o", target, "--overwrite",
+          "--checkpoint-every", "0", *SAMPLES, match="No space left on device", also=[target])
     assert tree(target) == before
     leftovers = sorted(p.name for p in tmp_path.iterdir() if p.name != "m")
     assert all(not n.startswith((".m.tmp-", ".m.old-")) for n in leftovers), leftovers

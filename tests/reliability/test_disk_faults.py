@@ -11,7 +11,7 @@ import pytest
 from conftest import cli, fails
 
 TINY = ["--model", "builtin:tiny-xlmr", "--data", "samples", "--max-steps", "2",
-        "--max-length", "32", "--batch-size", "8"]
+        "--max-length", "32", "--batch-size", "8", "--method", "lora"]
 
 
 def _mount(where, options):
@@ -104,8 +104,8 @@ def test_full_module_cache_fails_the_run(disk, tmp_path):
     recipe = tmp_path / "r.yaml"
     recipe.write_text(text, encoding="utf-8")
     result = cli("run", recipe, "model=builtin:tiny-xlmr", "train.max_steps=2",
-                 "train.batch_size=8", "evaluate.languages=[en]", "--run-dir",
-                 tmp_path / "run", "--cache-dir", disk / "cache")
+                 "train.batch_size=8", "evaluate.languages=[en]", "grid.methods=[lora]",
+                 "--run-dir", tmp_path / "run", "--cache-dir", disk / "cache")
     assert result.exit_code == 2, result.output
     assert "No space left on device" in result.output
     assert result.stderr.strip().splitlines()[-1].startswith("error: 1 of 1 cells failed")

@@ -15,7 +15,7 @@ from adapterxl import checkpoint
 from adapterxl.errors import AdapterxlError
 from conftest import fails, interrupt_at, quick
 
-RUN = dict(max_steps=4, evals=2, max_eval_examples=16, max_train_examples=64)
+RUN = dict(max_steps=4, evals=2, max_eval_examples=16, max_train_examples=64, method="lora")
 
 
 @pytest.fixture
@@ -100,6 +100,6 @@ def test_a_second_writer_of_one_output_refuses(tmp_path, other_process):
     out = tmp_path / "m"
     lock = _lock(tmp_path / "m.lock", pid=other_process, start=start_time(other_process))
     fails("train-intermediate", "--task", "mnli", "--model", "builtin:tiny-xlmr", "--data",
-          "samples", "--max-steps", "1", "--seed", "7", "-o", out,
+          "samples", "--max-steps", "1", "--seed", "7", "--method", "lora", "-o", out,
           match="another process", also=[str(lock), f"pid {other_process}"])
     assert not out.exists() and lock.exists()

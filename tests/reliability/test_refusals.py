@@ -10,7 +10,7 @@ import pytest
 from conftest import cli, fails, quick
 
 TINY = ["--model", "builtin:tiny-xlmr", "--data", "samples", "--max-length", "32",
-        "--batch-size", "8"]
+        "--batch-size", "8", "--method", "lora"]
 
 
 def tree(path):
@@ -20,7 +20,8 @@ def tree(path):
 
 @pytest.fixture(scope="module")
 def module(tmp_path_factory):
-    return quick("mnli", tmp_path_factory.mktemp("refusals") / "mnli", max_steps=2)["module"]
+    return quick("mnli", tmp_path_factory.mktemp("refusals") / "mnli", max_steps=2,
+                 method="lora")["module"]
 
 
 # ---- settings: type and range, "not given" is None ---------------------------------------------
@@ -193,7 +194,7 @@ def test_run_exits_non_zero_when_a_cell_failed(tmp_path):
     blocker = tmp_path / "cache"
     blocker.write_text("a file where the module cache should be")
     result = cli("run", recipe, "model=builtin:tiny-xlmr", "data=samples", "train.max_steps=1",
-                 "--run-dir", tmp_path / "run", "--cache-dir", blocker)
+                 "grid.methods=[lora]", "--run-dir", tmp_path / "run", "--cache-dir", blocker)
     assert result.exit_code == 2, result.output
     assert result.stderr.strip().splitlines()[-1].startswith("error: ")
     assert "failed" in result.stderr

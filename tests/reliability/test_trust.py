@@ -15,12 +15,13 @@ import pytest
 from conftest import fails, quick
 
 TINY = ["--model", "builtin:tiny-xlmr", "--data", "samples", "--max-steps", "1",
-        "--max-length", "32", "--batch-size", "8"]
+        "--max-length", "32", "--batch-size", "8", "--method", "lora"]
 
 
 @pytest.fixture(scope="module")
 def module(tmp_path_factory):
-    return Path(quick("mnli", tmp_path_factory.mktemp("trust") / "mnli", max_steps=2)["module"])
+    return Path(quick("mnli", tmp_path_factory.mktemp("trust") / "mnli", max_steps=2,
+                      method="lora")["module"])
 
 
 @pytest.fixture
@@ -108,7 +109,7 @@ def test_pickle_backbones_and_tokenizer_code_need_opt_in(tmp_path):
     pickled = _backbone(tmp_path / "pickled")
     assert not list(pickled.glob("*.safetensors"))
     args = ["--task", "mnli", "--data", "samples", "--max-steps", "1", "--max-length", "32",
-            "--batch-size", "8"]
+            "--batch-size", "8", "--method", "lora"]
     fails("train-intermediate", *args, "--model", pickled, "-o", tmp_path / "m",
           match="--allow-pickle")
     assert not (tmp_path / "m").exists()

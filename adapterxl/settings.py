@@ -49,7 +49,7 @@ class Setting:
             value = {int: int, float: float}.get(self.kind, str)(text.strip())
         except ValueError:
             value = None
-        if value is None or self.why(value):
+        if value is None or (self.why(value) and not self.choices):
             raise AdapterxlError(f"{name} must be {self.allowed()}, got {text}")
         return self.check(value, name)
 
@@ -57,6 +57,10 @@ class Setting:
         """A value (from a flag, a recipe or a caller) -> itself (ints as floats where a
         number is expected), or one clear error naming `name` and the allowed range."""
         why = self.why(value)
+        if why and self.choices and isinstance(value, str):
+            from .errors import unknown  # with a did-you-mean, like every unknown name
+            noun = name.lstrip("-").split(".")[-1].replace("-", " ").replace("_", " ")
+            raise AdapterxlError(f"{name}: {unknown(noun, value, self.choices)}")
         if why:
             raise AdapterxlError(f"{name} {why}")
         return float(value) if self.kind is float and value is not None else value

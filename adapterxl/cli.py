@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 
 import click
 import yaml
 
+from . import __version__
 from .errors import AdapterxlError
 
 
@@ -14,15 +16,25 @@ class Group(click.Group):
     """Turns AdapterxlError into one line on stderr and exit code 2 (a traceback with --debug)."""
 
     def invoke(self, ctx):
+        from .preemption import Stopped
+
         try:
             return super().invoke(ctx)
+        except Stopped as e:  # not an error: a checkpoint was written, the run can resume
+            click.echo(str(e), err=True)
+            sys.exit(128 + e.signum)
+        except BrokenPipeError:
+            # `adapterxl tasks | head`: the reader left; stay quiet like other Unix tools
+            # (stdout goes to devnull so that the interpreter's final flush cannot fail).
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            sys.exit(141)
         except AdapterxlError as e:
             if ctx.obj and ctx.obj.get("debug"):
                 raise
             click.echo(f"error: {e}", err=True)
             sys.exit(2)
-        except KeyboardInterrupt:
-            click.echo("interrupted", err=True)
+        except KeyboardInterrupt as e:
+            click.echo(str(e) or "interrupted", err=True)
             sys.exit(130)
         except (click.exceptions.Exit, click.ClickException, SystemExit):
             raise
@@ -37,6 +49,7 @@ class Group(click.Group):
 
 @click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--debug", is_flag=True, help="Show tracebacks.")
+@click.version_option(__version__, "--version", prog_name="adapterxl")
 @click.pass_context
 def main(ctx, debug):
     """adapterxl: English intermediate-task modules for zero-shot cross-lingual transfer."""
@@ -62,8 +75,15 @@ def _csv(value: str | None) -> list[str]:
     return [x for x in (value or "").split(",") if x]
 
 
+DATA_DIR_HELP = ("Local files: <split>[.<lang>].jsonl|tsv|json|conllu|conll|txt (the canonical "
+                 "rows, or a dataset's original format), or XTREME's download layout; see "
+                 "docs/FORMATS.md.")
+
+
 def train_options(default_output: str, language: bool = False):
     """Flags shared by the train-* commands; each is a TrainConfig field."""
+    from .data.text import LANGUAGE_HP
+
     task_options = [] if language else [
         click.option("--task", required=True,
                      help="Task name (see `adapterxl tasks`); a comma list trains one shared "
@@ -98,20 +118,30 @@ def train_options(default_output: str, language: bool = False):
                           "matrices=q,k,v, dropout=0.1."),
         click.option("--init-from", default=None, metavar="DIR",
                      help="Continue training this module's weights on the new task."),
-        click.option("--data", default="hf", show_default=True,
-                     help="hf (Hugging Face datasets) or samples (bundled synthetic data)."),
-        click.option("--data-dir", default=None, help="Local files: <split>[.<lang>].jsonl|tsv."),
+        click.option("--data", default="hf", show_default=not language,
+                     help=("samples: the bundled sample text of --language (instead of --text "
+                           "or --dataset)." if language else
+                           "hf (Hugging Face datasets) or samples (bundled synthetic data).")),
+        click.option("--data-dir", default=None, metavar="DIR", help=DATA_DIR_HELP),
         click.option("--precision", type=click.Choice(["fp32", "bf16", "fp16"]), default=None,
                      help="[default: bf16 on a bf16 GPU, else fp32]"),
         click.option("--quantize", type=click.Choice(["none", "8bit", "4bit"]), default="none",
                      show_default=True),
-        click.option("--lr", type=float, default=None, help="[default: 1e-4 seq_bn, 3e-4 lora]"),
-        click.option("--epochs", type=float, default=None, help="[default: the task's]"),
+        click.option("--lr", type=float, default=None,
+                     help="[default: the method's, see `adapterxl methods`: 1e-4 seq_bn, "
+                          "3e-4 lora]"),
+        click.option("--epochs", type=float, default=None,
+                     help=f"[default: {LANGUAGE_HP['epochs']}]" if language
+                     else "[default: the task's]"),
         click.option("--max-steps", type=int, default=None, help="Stop after N optimizer steps."),
-        click.option("--batch-size", type=int, default=None, help="Effective batch [task's]."),
+        click.option("--batch-size", type=int, default=None,
+                     help=f"Effective batch [default: {LANGUAGE_HP['batch_size']}]." if language
+                     else "Effective batch [default: the task's]."),
         click.option("--micro-batch-size", type=int, default=None,
                      help="Per-step batch; gradients accumulate to --batch-size."),
-        click.option("--max-length", type=int, default=None),
+        click.option("--max-length", type=int, default=None,
+                     help=f"[default: {LANGUAGE_HP['max_length']}]" if language
+                     else "[default: the task's]"),
         click.option("--module-dtype", type=click.Choice(["fp32", "bf16"]), default="fp32",
                      show_default=True,
                      help="The trainable module's weights while training (heads stay fp32)."),
@@ -196,9 +226,13 @@ def train_language(**kw):
               help="With --suite: the module whose representations BUCC, Tatoeba, LAReQA and "
                    "Mewsli-X use when no TASK=DIR names one (the paper: an intermediate module).")
 @click.option("--languages", default="all", show_default=True, help="all or a comma list.")
-@click.option("--split", default="test", show_default=True)
-@click.option("--data", default="hf", show_default=True)
-@click.option("--data-dir", default=None)
+@click.option("--split", default="test", show_default=True,
+              help="Which split to evaluate on: train, validation or test.")
+@click.option("--data", default=None,
+              help="hf (Hugging Face datasets) or samples (bundled synthetic data) [default: "
+                   "where the module's own training data came from: samples, its --data-dir "
+                   "for its own task, else hf].")
+@click.option("--data-dir", default=None, metavar="DIR", help=DATA_DIR_HELP)
 @click.option("--output", "-o", default=None,
               help="Results folder [default: <module>/eval; with --suite runs/eval-<suite>].")
 @click.option("--predictions-dir", default=None, metavar="DIR",
@@ -214,7 +248,9 @@ def train_language(**kw):
 @click.option("--lang-modules", default=None, metavar="DIR",
               help="Swap the module's language module per language: DIR/lang-<code> where "
                    "it exists, else the one it was trained with.")
-@click.option("--force", is_flag=True)
+@click.option("--force", is_flag=True,
+              help="Use the module on a backbone other than the one it was trained on "
+                   "(the fingerprint check is skipped).")
 @click.option("--trust-remote-code", is_flag=True,
               help="Run the backbone checkpoint's own Python model code (auto_map).")
 def evaluate_cmd(task, suite, modules, retrieval_module, languages, output, **kw):

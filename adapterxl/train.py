@@ -15,6 +15,7 @@ import json
 import math
 import platform
 import random
+import signal
 import time
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
@@ -23,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import _io, checkpoint
+from . import _io, checkpoint, preemption
 from .backbone import Backbone, load_backbone
 from .errors import AdapterxlError
 from .evaluation import metrics
@@ -476,42 +477,65 @@ def train_module(cfg: TrainConfig, progress: bool = True, backbone: Backbone | N
 
     # g: the micro-batch's index in the run's stream, over all processes. A process's k-th
     # micro-batch is its (k // accum)-th optimizer step's (k % accum)-th.
-    for g, name, batch in stream.stream(position):
-        last = ((g - accelerator.process_index) // processes + 1) % accum == 0
-        masking = batch.pop(MASKING_STATE, masking)
-        pending.append((name, batch))
-        tokens += int(batch["attention_mask"].sum())
-        seen += len(batch["labels"])
-        if not last:
-            continue
-        loss_value = backward_step()
-        pending = []
-        accelerator.clip_grad_norm_(params, 1.0)
-        optimizer.step()
-        scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
-        step += 1
-        running = loss_value if running is None else 0.9 * running + 0.1 * loss_value
-        bar.update(1)
-        bar.set_postfix(loss=f"{running:.4f}", best=f"{max(best['metric'], 0):.3f}")
-        if step in eval_at:
-            # Every process evaluates: the weights are the same, so are the numbers and the
-            # choice of the best step; no process waits on another.
-            values, metric = _evaluate_dev(core, data, tok, cfg.seed)
-            history.append({"step": step, "loss": running, **values})
-            if best["state"] is None or metric > best["metric"]:  # NaN never wins
-                best = {"metric": metric, "step": step, "state": _snapshot(core, top),
-                        "values": values}
-            model.train()
-        # Only here, at an optimizer-step boundary: no gradients are half accumulated.
-        if step in eval_at or (every and step % every == 0):
-            if accelerator.is_main_process:
-                # Every process has now trained on every micro-batch of the stream before
-                # this position.
-                save_checkpoint(g - accelerator.process_index + processes)
-            last_checkpoint = step
-        if step >= total:
-            break
+    def resume_hint() -> str:
+        if last_checkpoint is None:
+            return "no checkpoint was written yet: rerun the same command to start over"
+        return (f"the last checkpoint (step {last_checkpoint}/{total}) is in {where}: rerun "
+                f"the same command with --resume to continue")
+
+    with preemption.StopRequest(lambda: f"interrupted at step {step}/{total}; "
+                                        f"{resume_hint()}") as stop:
+        for g, name, batch in stream.stream(position):
+            last = ((g - accelerator.process_index) // processes + 1) % accum == 0
+            masking = batch.pop(MASKING_STATE, masking)
+            pending.append((name, batch))
+            tokens += int(batch["attention_mask"].sum())
+            seen += len(batch["labels"])
+            if not last:
+                continue
+            loss_value = backward_step()
+            pending = []
+            accelerator.clip_grad_norm_(params, 1.0)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            step += 1
+            running = loss_value if running is None else 0.9 * running + 0.1 * loss_value
+            bar.update(1)
+            bar.set_postfix(loss=f"{running:.4f}", best=f"{max(best['metric'], 0):.3f}")
+            if step in eval_at:
+                # Every process evaluates: the weights are the same, so are the numbers and the
+                # choice of the best step; no process waits on another.
+                values, metric = _evaluate_dev(core, data, tok, cfg.seed)
+                history.append({"step": step, "loss": running, **values})
+                if best["state"] is None or metric > best["metric"]:  # NaN never wins
+                    best = {"metric": metric, "step": step, "state": _snapshot(core, top),
+                            "values": values}
+                model.train()
+            # Only here, at an optimizer-step boundary: no gradients are half accumulated.
+            if step in eval_at or (every and step % every == 0):
+                if accelerator.is_main_process:
+                    # Every process has now trained on every micro-batch of the stream before
+                    # this position.
+                    save_checkpoint(g - accelerator.process_index + processes)
+                last_checkpoint = step
+            if step >= total:
+                break
+            # Asked to stop (preemption, time limit, Ctrl-C): here, at a step boundary, with a
+            # checkpoint of exactly this step.
+            signum = stop.signum or 0
+            if processes > 1:  # all stop at the same step, or none
+                signum = int(accelerator.reduce(torch.tensor(
+                    float(signum), device=accelerator.device), "max"))
+            if signum:
+                if last_checkpoint != step and accelerator.is_main_process:
+                    save_checkpoint(g - accelerator.process_index + processes)
+                last_checkpoint = step
+                bar.close()
+                raise preemption.Stopped(
+                    f"stopped by {signal.Signals(signum).name} at step {step}/{total}: "
+                    f"checkpoint saved in {where}; rerun the same command with --resume to "
+                    f"continue", signum)
     bar.close()
     seconds = elapsed + time.perf_counter() - start
     if processes > 1:  # counted per process

@@ -65,7 +65,23 @@ def language_swap(net, module, lang_modules: str | None):
     return use
 
 
-def evaluate(task: str, module: str, languages="all", data: str = "hf", data_dir=None,
+def default_source(mod, task: str) -> tuple[str, str | None]:
+    """(data, data_dir) a module is evaluated on when none is given: where its own training
+    data came from. Bundled samples exist for every task; a local folder only holds the
+    module's own task; anything else is read from the Hub."""
+    data = mod.manifest.get("data") or {}
+    if isinstance(data, dict) and "source" not in data:  # multi-task: one entry per task
+        data = data.get(task) or next(iter(data.values()), {})
+    source = data.get("source") if isinstance(data, dict) else None
+    if source == "samples":
+        return "samples", None
+    if source == "local" and task in (mod.manifest.get("tasks") or [mod.manifest["task"]]) \
+            and data.get("dir") and Path(data["dir"]).is_dir():
+        return "hf", data["dir"]
+    return "hf", None
+
+
+def evaluate(task: str, module: str, languages="all", data: str | None = None, data_dir=None,
              split: str = "test", output: str | None = None, model: str | None = None,
              precision: str | None = None, quantize: str = "none", batch_size: int = 64,
              max_length: int | None = None, max_examples: int | None = None,
@@ -89,6 +105,9 @@ def evaluate(task: str, module: str, languages="all", data: str = "hf", data_dir
     fmt = get_format(task_.format)
     check_split(split)
     mod = open_module(module)
+    if data is None and data_dir is None:
+        data, data_dir = default_source(mod, task)
+    data = data or "hf"
     head = check_predictable(mod, task_)
     wanted = task_.resolve_languages(languages, suite=suite)
     have = set(available_languages(task_, split, data, data_dir))
@@ -143,6 +162,7 @@ def evaluate(task: str, module: str, languages="all", data: str = "hf", data_dir
         "per_language": per_language, "average": average or None,
         "score": metrics.task_score(task_.metric, average) if average else None,
         "examples": counts, "skipped_languages": skipped,
+        "data": {"source": "local", "dir": str(data_dir)} if data_dir else {"source": data},
         "seconds": round(time.perf_counter() - start, 2),
         "predictions": str(pred_dir / task),
     }
@@ -157,7 +177,7 @@ def evaluate(task: str, module: str, languages="all", data: str = "hf", data_dir
     return result
 
 
-def evaluate_suite(suite: str, modules: dict[str, str], data: str = "hf", data_dir=None,
+def evaluate_suite(suite: str, modules: dict[str, str], data: str | None = None, data_dir=None,
                    split: str = "test", output: str = "runs/eval", progress=print,
                    **options) -> dict:
     """Every task of `suite` (xtreme, xtreme-r) in the suite's languages. `modules` maps a task

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from ..errors import AdapterxlError
 from ..evaluation import evaluate
+from ..preemption import Stopped
 from ..train import TrainConfig, train_module
 from . import grid as grid_
 from .cache import ModuleCache
@@ -440,6 +441,11 @@ def run_cell(recipe: Recipe, cell: grid_.Cell, store: Store, cache: ModuleCache,
     except KeyboardInterrupt:
         store.reset_cell(cell.id)
         raise
+    except Stopped as e:  # preempted: the module's checkpoint is kept; running again resumes
+        store.reset_cell(cell.id)
+        raise Stopped(f"{str(e).split(';')[0]}; run the recipe again to continue (finished "
+                      f"cells are kept, this training resumes from its checkpoint)",
+                      e.signum) from None
     except Exception as e:  # one cell failing does not stop the grid
         seconds = time.perf_counter() - start
         text = str(e).strip().splitlines()[0] if str(e).strip() else ""

@@ -26,9 +26,10 @@ def register(main: click.Group) -> None:
                   help="Module cache shared across recipes [default: recipe's `cache`, else "
                        "$ADAPTERXL_HOME/modules].")
     def run_command(recipe, overrides, dry_run, budget, shard, run_dir, cache_dir):
-        """Run an experiment recipe (recipes/NAME.yaml) with optional key=value overrides
-        (dotted paths, e.g. model=builtin:tiny-xlmr data=samples train.max_steps=10).
-        Running again continues where an interrupted run stopped."""
+        """Run an experiment recipe (a YAML file, or the name of a shipped one: stilts-xtreme,
+        order, task-similarity, sts-lowres, scaling, typology, quickstart) with optional
+        key=value overrides (dotted paths, e.g. model=builtin:tiny-xlmr data=samples
+        train.max_steps=10). Running again continues where an interrupted run stopped."""
         from .experiments.runner import run_recipe
 
         run_recipe(recipe, overrides, run_dir=run_dir, dry_run=dry_run, budget=budget,

@@ -69,7 +69,13 @@ def _where(spec: dict) -> str:
 
 
 def _load(datasets, spec: dict, where: str):
+    from ..connectivity import hub_unreachable, unreachable_hint
+
     kwargs = {"revision": spec["revision"]} if spec.get("revision") else {}
+    why = hub_unreachable()
+    if why:
+        raise AdapterxlError(f"cannot fetch dataset {where}: {unreachable_hint(why)}; "
+                             f"{OFFLINE_HINT}")
     try:
         return datasets.load_dataset(spec["path"], spec.get("name"), split=spec["split"],
                                      **kwargs)

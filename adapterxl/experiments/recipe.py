@@ -249,11 +249,34 @@ def _set(node, parts, value, key, source) -> None:
 
 # --- the schema ------------------------------------------------------------------------------
 
+# The recipes shipped with the package (a clone's top-level recipes/ points here).
+BUNDLED = Path(__file__).resolve().parent.parent / "recipes"
+
+
+def bundled_recipes() -> list[str]:
+    return sorted(p.stem for p in BUNDLED.glob("*.yaml"))
+
+
+def find_recipe(recipe) -> Path:
+    """A recipe file: a path, or the name of a shipped recipe (`stilts-xtreme`), so that
+    `adapterxl run stilts-xtreme` works from an installed package outside a clone."""
+    path = Path(recipe)
+    if path.is_file():
+        return path
+    name = str(recipe)
+    if path.suffix == "" and "/" not in name and (BUNDLED / f"{name}.yaml").is_file():
+        return BUNDLED / f"{name}.yaml"
+    import difflib
+
+    close = difflib.get_close_matches(path.stem, bundled_recipes(), n=1, cutoff=0.6)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    raise AdapterxlError(f"recipe {name!r} does not exist{hint}: give a recipe file or the "
+                         f"name of a shipped one ({', '.join(bundled_recipes())})")
+
+
 def load_recipe(path, overrides=()) -> Recipe:
-    """Read, override and validate a recipe file."""
-    path = Path(path)
-    if not path.is_file():
-        raise AdapterxlError(f"recipe {str(path)!r} does not exist")
+    """Read, override and validate a recipe file (a path or a shipped recipe's name)."""
+    path = find_recipe(path)
     return parse_recipe(path.read_text(encoding="utf-8"), overrides, source=path.name,
                         default_name=path.stem)
 

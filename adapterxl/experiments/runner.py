@@ -150,10 +150,7 @@ def git_commit(start: Path) -> str | None:
 def _resolve_recipe(recipe, overrides) -> Recipe:
     if isinstance(recipe, Recipe):
         return recipe
-    path = Path(recipe)
-    if not path.exists() and path.suffix == "" and (Path("recipes") / f"{recipe}.yaml").exists():
-        path = Path("recipes") / f"{recipe}.yaml"
-    return load_recipe(path, overrides)
+    return load_recipe(recipe, overrides)
 
 
 def run_recipe(recipe, overrides=(), run_dir=None, dry_run: bool = False,

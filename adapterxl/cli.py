@@ -10,6 +10,7 @@ import yaml
 
 from . import __version__
 from .errors import AdapterxlError
+from .logs import log_error
 
 
 class Group(click.Group):
@@ -32,6 +33,7 @@ class Group(click.Group):
             if ctx.obj and ctx.obj.get("debug"):
                 raise
             click.echo(f"error: {e}", err=True)
+            log_error(f"error: {e}", e)
             sys.exit(2)
         except KeyboardInterrupt as e:
             click.echo(str(e) or "interrupted", err=True)
@@ -44,21 +46,34 @@ class Group(click.Group):
             first = str(e).strip().splitlines()[0] if str(e).strip() else ""
             click.echo(f"error: unexpected {type(e).__name__}: {first} "
                        f"(rerun with `adapterxl --debug ...` for the traceback)", err=True)
+            log_error(f"error: unexpected {type(e).__name__}: {first}", e)
             sys.exit(1)
 
 
 @click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--debug", is_flag=True, help="Show tracebacks.")
+@click.option("--verbose", "-v", count=True,
+              help="More detail: debug messages and the Hugging Face libraries' own info.")
+@click.option("--quiet", "-q", is_flag=True,
+              help="Only warnings, errors and results: no progress bars or status lines.")
+@click.option("--log-file", default=None, metavar="FILE", type=click.Path(dir_okay=False),
+              help="Also write every message, timestamped, to FILE (appended), with the "
+                   "traceback of an error.")
 @click.version_option(__version__, "--version", prog_name="adapterxl")
 @click.pass_context
-def main(ctx, debug):
-    """adapterxl: English intermediate-task modules for zero-shot cross-lingual transfer."""
-    import logging
+def main(ctx, debug, verbose, quiet, log_file):
+    """adapterxl: English intermediate-task modules for zero-shot cross-lingual transfer.
 
+    Shell completion (commands, options, task and method names): add
+    `eval "$(_ADAPTERXL_COMPLETE=bash_source adapterxl)"` to ~/.bashrc (zsh: zsh_source in
+    ~/.zshrc; fish: `_ADAPTERXL_COMPLETE=fish_source adapterxl | source`)."""
+    from .logs import setup
+
+    if verbose and quiet:
+        raise AdapterxlError("give -v or -q, not both")
     ctx.obj = {"debug": debug}
-    if not debug:
-        # bitsandbytes reports optional CPU kernels it did not find, on every import.
-        logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
+    # Also keeps bitsandbytes' note about optional CPU kernels off the screen (unless -v).
+    setup(-1 if quiet else verbose, log_file)
 
 
 def _key_values(pairs) -> dict:
@@ -69,6 +84,21 @@ def _key_values(pairs) -> dict:
         key, value = pair.split("=", 1)
         out[key] = yaml.safe_load(value)
     return out
+
+
+def _complete_tasks(ctx, param, incomplete: str) -> list[str]:
+    """Task names, also after a comma (multi-task lists)."""
+    from .tasks import catalog
+
+    done, _, last = incomplete.rpartition(",")
+    prefix = f"{done}," if done else ""
+    return [prefix + name for name in sorted(catalog()) if name.startswith(last)]
+
+
+def _complete_methods(ctx, param, incomplete: str) -> list[str]:
+    from .modules.methods import METHODS
+
+    return [name for name in METHODS if name.startswith(incomplete)]
 
 
 def _csv(value: str | None) -> list[str]:
@@ -85,7 +115,7 @@ def train_options(default_output: str, language: bool = False):
     from .data.text import LANGUAGE_HP
 
     task_options = [] if language else [
-        click.option("--task", required=True,
+        click.option("--task", required=True, shell_complete=_complete_tasks,
                      help="Task name (see `adapterxl tasks`); a comma list trains one shared "
                           "module with a head per task (multi-task)."),
         click.option("--sampling", type=click.Choice(["proportional", "temperature",
@@ -110,7 +140,7 @@ def train_options(default_output: str, language: bool = False):
                      help="Backbone: HF id, local path, or builtin:tiny-<arch> (xlmr, xlmr-xl, "
                           "mt5, deberta, bert, llama, qwen2)."),
         click.option("--method", default="seq_bn_inv" if language else "seq_bn",
-                     show_default=True,
+                     show_default=True, shell_complete=_complete_methods,
                      help="seq_bn, double_seq_bn, par_bn, compacter, prefix, lora, dora, ia3 "
                           "or seq_bn_inv (see `adapterxl methods`)."),
         click.option("--method-config", multiple=True, metavar="KEY=VALUE",
@@ -216,7 +246,8 @@ def train_language(**kw):
 
 
 @main.command("evaluate")
-@click.option("--task", default=None, help="One task (or use --suite).")
+@click.option("--task", default=None, shell_complete=_complete_tasks,
+              help="One task (or use --suite).")
 @click.option("--suite", type=click.Choice(["xtreme", "xtreme-r"]), default=None,
               help="Every task of a benchmark in its languages, and the benchmark score.")
 @click.option("--module", "modules", multiple=True, required=True, metavar="[TASK=]DIR",

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import _io, checkpoint, preemption
+from . import _io, checkpoint, logs, preemption
 from .backbone import Backbone, load_backbone
 from .errors import AdapterxlError
 from .evaluation import metrics
@@ -294,9 +294,9 @@ def train_module(cfg: TrainConfig, progress: bool = True, backbone: Backbone | N
         # Starting over would silently discard the interrupted run's work.
         raise AdapterxlError(f"an interrupted run left a checkpoint in {where}: pass --resume "
                              f"to continue it, or delete that directory to start over")
-    log = tqdm.write if progress else (lambda *_: None)
+    log = logs.logger.info
     for warning in warnings:
-        log(f"warning: {warning}")
+        logs.warn(warning)
     set_seed(cfg.seed)
     backbone = backbone or load_backbone(cfg.model, cfg.precision, cfg.quantize,
                                          trust_remote_code=cfg.trust_remote_code)
@@ -425,7 +425,8 @@ def train_module(cfg: TrainConfig, progress: bool = True, backbone: Backbone | N
 
     bar = tqdm(total=total, initial=step, desc=f"train {cfg.task}", unit="step",
                dynamic_ncols=True,
-               disable=None if (progress and accelerator.is_main_process) else True)
+               disable=None if (progress and accelerator.is_main_process
+                                and logs.progress_enabled()) else True)
     start = time.perf_counter()
     model.train()
     # g: the micro-batch's index in the run's stream, over all processes. A process's k-th

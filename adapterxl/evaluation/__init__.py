@@ -145,7 +145,8 @@ def evaluate(task: str, module: str, languages="all", data: str | None = None, d
             counts[lang] = len(rows["queries"])
         else:
             features = fmt.encode(rows, backbone.tokenizer, max_length, False, task_)
-            outputs = predict(net, features, backbone.tokenizer, batch_size)
+            outputs = predict(net, features, backbone.tokenizer, batch_size,
+                              desc=f"evaluate {task} {lang}")
             preds = fmt.decode(outputs, features, rows, labels, task_)
             counts[lang] = len(rows)
             # Hidden test labels: predict-only, the submission file is still written.

@@ -282,6 +282,9 @@ def train_language(**kw):
 @click.option("--force", is_flag=True,
               help="Use the module on a backbone other than the one it was trained on "
                    "(the fingerprint check is skipped).")
+@click.option("--bootstrap", type=click.IntRange(min=0), default=1000, show_default=True,
+              metavar="N", help="Resamples for the 95% confidence intervals in the results "
+                                "(0: none).")
 @click.option("--trust-remote-code", is_flag=True,
               help="Run the backbone checkpoint's own Python model code (auto_map).")
 def evaluate_cmd(task, suite, modules, retrieval_module, languages, output, **kw):

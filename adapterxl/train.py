@@ -35,7 +35,7 @@ from .modules import (Fusion, assemble, common_lower, get_method, method_config,
                       save_module)
 from .data.mixture import TaskStream, task_probabilities
 from .data.preprocess import loader
-from .data.hub import hub_spec
+from .data.hub import provenance
 from .data.sources import load_split, source_kind
 from .data.text import language_rows, language_task
 from .tasks import Task, get_task, guard_warning
@@ -106,8 +106,11 @@ def set_seed(seed: int) -> None:
 def versions() -> dict:
     import importlib.metadata as md
 
-    out = {"python": platform.python_version()}
-    for pkg in ("adapterxl", "torch", "transformers", "adapters", "peft", "bitsandbytes",
+    from . import __version__
+
+    # adapterxl's own version from the code that runs (installed metadata may be another copy's)
+    out = {"python": platform.python_version(), "adapterxl": __version__}
+    for pkg in ("torch", "transformers", "adapters", "peft", "bitsandbytes",
                 "accelerate", "datasets"):
         try:
             out[pkg] = md.version(pkg)
@@ -682,8 +685,9 @@ def _data_source(cfg, task) -> dict:
                 "validation": "5% of the lines held out (at most 2000)"}
     data = {"source": source_kind(cfg.data, cfg.data_dir)}
     if data["source"] == "hf":
-        data["train"] = hub_spec(task, "train", task.train_language)["sources"]
-        data["validation"] = (hub_spec(task, "validation", task.train_language)["sources"]
+        # with the commit each source resolved to ("unpinned" when that cannot be known)
+        data["train"] = provenance(task, "train", task.train_language)
+        data["validation"] = (provenance(task, "validation", task.train_language)
                               if "validation" in task.sources else
                               "5% of train held out (the Hub has no English dev set)")
     elif data["source"] == "local":

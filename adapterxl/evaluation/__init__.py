@@ -87,12 +87,22 @@ def evaluate(task: str, module: str, languages="all", data: str | None = None, d
              max_length: int | None = None, max_examples: int | None = None,
              force: bool = False, predictions_dir: str | None = None, layer: int | None = None,
              suite: str | None = None, lang_modules: str | None = None,
-             trust_remote_code: bool = False) -> dict:
+             trust_remote_code: bool = False, bootstrap: int = 1000) -> dict:
     """Evaluate `module` on `task` in each language (`languages`: "all", a comma list, or the
     languages of `suite`). Returns per-language metric values, their averages and the task's
     score; writes results.json under `output` (default <module>/eval) and the predictions
     under `predictions_dir` (default: the same folder). With `lang_modules`, the module's
-    language module is swapped for DIR/lang-<code> in each language that has one."""
+    language module is swapped for DIR/lang-<code> in each language that has one.
+
+    The results are self-describing: package versions, the full configuration (these arguments
+    and the module's training settings), the data read (Hub ids, configs, splits and the
+    commits they resolved to, or the local folder), the date, the runtime and a percentile
+    bootstrap 95% interval of the task score per language and for the average (`bootstrap`
+    resamples; 0 turns it off)."""
+    import datetime
+
+    from ..train import versions
+    from . import bootstrap as boot
     from ..backbone import load_backbone
     from ..data.sources import available_languages, load_split
     from ..formats import get_format, predict
@@ -104,6 +114,12 @@ def evaluate(task: str, module: str, languages="all", data: str | None = None, d
     task_ = get_task(task)
     fmt = get_format(task_.format)
     check_split(split)
+    config = {"task": task, "module": str(module), "languages": languages, "data": data,
+              "data_dir": None if data_dir is None else str(data_dir), "split": split,
+              "model": model, "precision": precision, "quantize": quantize,
+              "batch_size": batch_size, "max_length": max_length, "max_examples": max_examples,
+              "force": force, "layer": layer, "suite": suite, "lang_modules": lang_modules,
+              "bootstrap": bootstrap}
     mod = open_module(module)
     if data is None and data_dir is None:
         data, data_dir = default_source(mod, task)
@@ -128,11 +144,13 @@ def evaluate(task: str, module: str, languages="all", data: str | None = None, d
     if fmt.head is None:
         layer = layer or task_.hyperparameters.get("layer") or default_layer(net.num_layers)
 
-    per_language, counts, extra = {}, {}, {}
+    per_language, counts, extra, samples, sources = {}, {}, {}, {}, {}
+    started = datetime.datetime.now(datetime.timezone.utc)
     start = time.perf_counter()
     for lang in langs:
         rows = load_split(task_, split, lang, data=data, data_dir=data_dir,
                           max_examples=max_examples)
+        sources[lang] = _sources(task_, split, lang, data, data_dir)
         if swap is not None:
             used[lang] = swap(lang)
         if fmt.head is None:
@@ -152,6 +170,9 @@ def evaluate(task: str, module: str, languages="all", data: str | None = None, d
             # Hidden test labels: predict-only, the submission file is still written.
             values = (fmt.score(task_.metric, preds, rows, labels, lang)
                       if all(fmt.labeled(r) for r in rows) else None)
+            if values is not None:
+                samples[lang] = boot.resampled_scores(task_.format, fmt, task_.metric, preds,
+                                                      rows, labels, lang, resamples=bootstrap)
         fmt.write(preds, rows, labels, pred_dir / task / f"{split}-{lang}.{fmt.extension}")
         if values is not None:
             per_language[lang] = values
@@ -166,6 +187,20 @@ def evaluate(task: str, module: str, languages="all", data: str | None = None, d
         "data": {"source": "local", "dir": str(data_dir)} if data_dir else {"source": data},
         "seconds": round(time.perf_counter() - start, 2),
         "predictions": str(pred_dir / task),
+        "date": started.isoformat(timespec="seconds"),
+        "ci95": None if not bootstrap or task_.format == "retrieval" else {
+            "of": "task score (metrics.task_score: QA (EM+F1)/2)",
+            "method": f"percentile bootstrap, {bootstrap} resamples of the examples "
+                      f"(sentences for tagging), seed {boot.SEED}",
+            "per_language": {lang: boot.interval(samples.get(lang)) for lang in per_language},
+            "average": boot.average_interval({lang: samples.get(lang)
+                                              for lang in per_language})},
+        "datasets": sources,
+        "config": config,
+        "module_config": {k: mod.manifest.get(k) for k in (
+            "name", "task", "method", "backbone", "hyperparameters", "seed", "data",
+            "created") if k in mod.manifest} | {"stack": [m.name for m in mod.chain()]},
+        "versions": versions(),
     }
     if used:
         result["language_modules"] = used
@@ -176,6 +211,21 @@ def evaluate(task: str, module: str, languages="all", data: str | None = None, d
     _io.write_json(out_dir / "results.json" if not suite else out_dir / task / "results.json",
                    result)
     return result
+
+
+def _sources(task, split: str, lang: str, data: str, data_dir) -> dict:
+    """Where one language's examples came from, for results files."""
+    from ..data.hub import provenance
+    from ..data.sources import source_kind
+
+    kind = source_kind(data, data_dir)
+    if kind == "hf":
+        return {"source": "hf", "hub": provenance(task, split, lang)}
+    if kind == "local":
+        return {"source": "local", "dir": str(Path(data_dir).resolve())}
+    from .. import __version__
+
+    return {"source": "samples", "adapterxl": __version__}
 
 
 def evaluate_suite(suite: str, modules: dict[str, str], data: str | None = None, data_dir=None,
@@ -238,6 +288,13 @@ def format_table(result: dict) -> str:
     row = "| " + " | ".join([result["task"]] + [_cell(metric, per[lang]) for lang in langs]
                             + [_cell(metric, result["average"])]) + " |"
     lines = [head, rule, row]
+    ci = (result.get("ci95") or {})
+    if ci.get("per_language") and any(ci["per_language"].values()):
+        def span(v):
+            return "-" if not v else f"{100 * v[0]:.1f}–{100 * v[1]:.1f}"
+        lines.append("| 95% CI | " + " | ".join(span(ci["per_language"].get(lang))
+                                                for lang in langs)
+                     + f" | {span(ci.get('average'))} |")
     if result.get("language_modules"):
         used = result["language_modules"]
         lines.insert(2 + 1, "| language module | " + " | ".join(used.get(lang, "-")

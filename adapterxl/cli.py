@@ -194,6 +194,20 @@ def train_options(default_output: str, language: bool = False):
         click.option("--resume", is_flag=True,
                      help="Continue an interrupted run from <output>.checkpoint/ (same "
                           "settings required)."),
+        click.option("--report-to",
+                     type=click.Choice(["none", "tensorboard", "wandb", "mlflow"]),
+                     default="none", show_default=True,
+                     help="Track loss, learning rate, gradient norm, tokens/s and dev scores "
+                          "(accelerate's trackers)."),
+        click.option("--logging-steps", type=click.IntRange(min=1), default=10,
+                     show_default=True, metavar="N",
+                     help="Optimizer steps between tracked points."),
+        click.option("--tracking-dir", default=None, metavar="DIR",
+                     help="Where TensorBoard / MLflow write [default: tracking/ beside the "
+                          "module]."),
+        click.option("--tracking-project", default=None, metavar="NAME",
+                     help="Groups runs (TensorBoard subfolder, W&B group, MLflow experiment) "
+                          "[default: adapterxl]."),
     ]
 
     def decorate(f):

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import _io, checkpoint, logs, preemption
+from . import _io, checkpoint, logs, preemption, tracking
 from .backbone import Backbone, load_backbone
 from .errors import AdapterxlError
 from .evaluation import metrics
@@ -91,6 +91,11 @@ class TrainConfig:
     # every dev evaluation. None: every 10% of the run; 0: only at evaluations.
     checkpoint_every: int | None = None
     resume: bool = False  # continue from the checkpoint of an interrupted run
+    # Experiment tracking (accelerate's trackers): none, tensorboard, wandb or mlflow.
+    report_to: str = "none"
+    logging_steps: int = 10  # optimizer steps between tracked loss / lr / grad-norm points
+    tracking_dir: str | None = None  # local trackers' folder [default: tracking/ beside output]
+    tracking_project: str | None = None  # groups runs (W&B group, MLflow experiment)
 
 
 # Key under which a batch carries its masking generator's state (MLM), see _TrackMasking.
@@ -285,6 +290,7 @@ def train_module(cfg: TrainConfig, progress: bool = True, backbone: Backbone | N
     multi = len(tasks) > 1
     probabilities = task_probabilities({t.name: 1 for t in tasks}, cfg.sampling,
                                        cfg.sampling_temperature)  # validates early
+    tracking.check(cfg.report_to)
     if cfg.checkpoint_every is not None and cfg.checkpoint_every < 0:
         raise AdapterxlError(f"--checkpoint-every must be 0 or more, got {cfg.checkpoint_every}")
     where = checkpoint.directory(cfg.output)
@@ -322,7 +328,8 @@ def train_module(cfg: TrainConfig, progress: bool = True, backbone: Backbone | N
     if cfg.gradient_checkpointing:
         model.gradient_checkpointing()
 
-    accelerator = Accelerator(device_placement=False, cpu=backbone.device.type == "cpu")
+    accelerator = Accelerator(device_placement=False, cpu=backbone.device.type == "cpu",
+                              **tracking.accelerator_kwargs(cfg))
     processes = accelerator.num_processes
     tok = backbone.tokenizer
     for name, d in data.items():
@@ -426,11 +433,14 @@ def train_module(cfg: TrainConfig, progress: bool = True, backbone: Backbone | N
             "config_hash": checkpoint.config_hash(config),
             "resume": "rerun the same command with --resume"})
 
+    tracker = tracking.Tracker(accelerator, cfg, {**config, **{f"hp/{k}": v
+                                                               for k, v in hp.items()}})
     bar = tqdm(total=total, initial=step, desc=f"train {cfg.task}", unit="step",
                dynamic_ncols=True,
                disable=None if (progress and accelerator.is_main_process
                                 and logs.progress_enabled()) else True)
     start = time.perf_counter()
+    tokens_at, step_started = tokens, start
     model.train()
     # g: the micro-batch's index in the run's stream, over all processes. A process's k-th
     # micro-batch is its (k // accum)-th optimizer step's (k % accum)-th.
@@ -499,11 +509,15 @@ def train_module(cfg: TrainConfig, progress: bool = True, backbone: Backbone | N
                 continue
             loss_value = backward_step()
             pending = []
-            accelerator.clip_grad_norm_(params, 1.0)
+            grad_norm = accelerator.clip_grad_norm_(params, 1.0)
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
             step += 1
+            now = time.perf_counter()
+            tracker.step(step, loss_value, scheduler.get_last_lr()[0], grad_norm,
+                         tokens - tokens_at, now - step_started)
+            tokens_at, step_started = tokens, now
             running = loss_value if running is None else 0.9 * running + 0.1 * loss_value
             bar.update(1)
             bar.set_postfix(loss=f"{running:.4f}", best=f"{max(best['metric'], 0):.3f}")
@@ -511,6 +525,7 @@ def train_module(cfg: TrainConfig, progress: bool = True, backbone: Backbone | N
                 # Every process evaluates: the weights are the same, so are the numbers and the
                 # choice of the best step; no process waits on another.
                 values, metric = _evaluate_dev(core, data, tok, cfg.seed)
+                tracker.evaluation(step, values, metric)
                 history.append({"step": step, "loss": running, **values})
                 if best["state"] is None or metric > best["metric"]:  # NaN never wins
                     best = {"metric": metric, "step": step, "state": _snapshot(core, top),
@@ -536,11 +551,13 @@ def train_module(cfg: TrainConfig, progress: bool = True, backbone: Backbone | N
                     save_checkpoint(g - accelerator.process_index + processes)
                 last_checkpoint = step
                 bar.close()
+                tracker.end()
                 raise preemption.Stopped(
                     f"stopped by {signal.Signals(signum).name} at step {step}/{total}: "
                     f"checkpoint saved in {where}; rerun the same command with --resume to "
                     f"continue", signum)
     bar.close()
+    tracker.end()
     seconds = elapsed + time.perf_counter() - start
     if processes > 1:  # counted per process
         tokens, seen = (int(x) for x in accelerator.reduce(
@@ -729,6 +746,8 @@ def _manifest(cfg, data: dict[str, _TaskData], model, top, hp, init_from, result
                                if k not in ("task", "output", "model", "stack", "init_from",
                                             "fuse", "lang_module", "data", "data_dir", "force",
                                             "resume", "checkpoint_every", "text", "dataset",
+                                            "report_to", "logging_steps", "tracking_dir",
+                                            "tracking_project",
                                             "language")}, **hp},
         "seed": cfg.seed,
         "metrics": {"dev": ({first.task.metric: result["dev"], **dev} if len(names) == 1

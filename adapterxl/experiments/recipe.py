@@ -37,7 +37,11 @@ EVAL_KEYS = {"languages": (str, list), "suite": str, "split": str, "max_examples
              "max_length": int, "batch_size": int}
 GRID_KEYS = ("backbones", "intermediates", "compositions", "targets", "methods", "seeds")
 TOP_KEYS = ("name", "description", "notes", "model", "data", "data_dirs", "variants", "groups",
-            "grid", "train", "train_intermediate", "train_target", "evaluate", "cache")
+            "grid", "train", "train_intermediate", "train_target", "evaluate", "cache",
+            "tracking")
+# `tracking: tensorboard` or `tracking: {report_to: tensorboard, logging_steps: 10}`: every
+# module a run trains logs to <run dir>/tracking/<recipe name>/<module>.
+TRACKING_KEYS = {"report_to": str, "logging_steps": int}
 VARIANT_KEYS = ("task", "data_dir", "requires")
 BACKBONE_KEYS = ("model", "name", "quantize", "precision")
 
@@ -100,6 +104,7 @@ class Recipe:
     evaluate: EvalSettings = field(default_factory=EvalSettings)
     cache: str | None = None
     description: str = ""
+    tracking: dict = field(default_factory=dict)
 
     @property
     def hash(self) -> str:
@@ -418,13 +423,27 @@ def _validate(raw: dict, w: _Where, text: str, overrides: tuple, default_name: s
                               _unknown("intermediate (not in the grid)", m, every))
     cache = raw.get("cache")
     _typed(w, "cache", cache, str)
+    tracking = raw.get("tracking") or {}
+    if isinstance(tracking, str):
+        tracking = {"report_to": tracking}
+    if not isinstance(tracking, dict):
+        raise w.error("tracking", "expects a tracker name or a mapping (report_to, "
+                                  "logging_steps)")
+    _check_keys(w, "tracking", tracking, tuple(TRACKING_KEYS))
+    for key, kind in TRACKING_KEYS.items():
+        _typed(w, f"tracking.{key}", tracking.get(key), kind)
+    from ..tracking import REPORT_TO
+
+    if tracking.get("report_to", "none") not in REPORT_TO:
+        raise w.error("tracking.report_to", _unknown("tracker", tracking["report_to"],
+                                                     REPORT_TO))
     description = raw.get("description") or ""
     return Recipe(name=name, source=w.source, text=text, overrides=overrides, raw=raw,
                   grids=tuple(grids), data=data, data_dirs=data_dirs, variants=variants,
                   groups={k: list(v) if isinstance(v, list) else [v] for k, v in groups.items()},
                   train=train["train"], train_intermediate=train["train_intermediate"],
                   train_target=train["train_target"], evaluate=evaluate, cache=cache,
-                  description=str(description).strip())
+                  description=str(description).strip(), tracking=tracking)
 
 
 def parse_intermediate(expr: str) -> list[list[str]]:

@@ -351,12 +351,17 @@ def _run(recipe: Recipe, cells, selected, run_dir: Path, cache: ModuleCache, par
 
 
 def _train_config(recipe: Recipe, spec: grid_.ModuleSpec, path: Path, resume: bool,
-                  paths: dict) -> TrainConfig:
+                  paths: dict, run_dir: Path | None = None) -> TrainConfig:
     settings = recipe.settings(spec.role)
     allowed = {f.name for f in fields(TrainConfig)}
     kw = {k: v for k, v in settings.items() if k in allowed}
     if spec.backbone.precision:
         kw["precision"] = spec.backbone.precision
+    if recipe.tracking.get("report_to", "none") != "none" and run_dir is not None:
+        # Tracking is not part of the module's cache key: it changes nothing it computes.
+        kw.update(report_to=recipe.tracking["report_to"],
+                  logging_steps=recipe.tracking.get("logging_steps", 10),
+                  tracking_dir=str(Path(run_dir) / "tracking"), tracking_project=recipe.name)
     lower = [paths[m.key] for m in spec.lower]
     return TrainConfig(
         task=spec.task, output=str(path), model=spec.backbone.model, method=spec.method,
@@ -397,7 +402,7 @@ def run_cell(recipe: Recipe, cell: grid_.Cell, store: Store, cache: ModuleCache,
             def train(path, resume, spec=spec):
                 what = "resuming" if resume else "training"
                 echo(f"  {what} {spec.label} ({spec.role}) -> {path}")
-                return train_module(_train_config(recipe, spec, path, resume, paths),
+                return train_module(_train_config(recipe, spec, path, resume, paths, run_dir),
                                     progress=False)
 
             entry, now = cache.ensure(spec.key, spec.task, spec.material(), train)

@@ -16,10 +16,13 @@ import math
 import platform
 import random
 import signal
+import sys
 import time
+import types
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
@@ -46,13 +49,29 @@ FUSION_LR = {"adapters": 5e-5, "peft": 1e-2}
 
 
 
+Method = Literal["seq_bn", "double_seq_bn", "par_bn", "compacter", "prefix", "lora", "dora",
+                 "ia3", "seq_bn_inv"]
+Precision = Literal["fp32", "bf16", "fp16"]
+Quantize = Literal["none", "8bit", "4bit"]
+
+
 @dataclass
 class TrainConfig:
-    """Every field is a CLI flag of train-intermediate / train-target (and a recipe key)."""
+    """Every field is a CLI flag of train-intermediate / train-target (and a recipe key).
+
+    Main fields: `task` (a catalogue task, a comma list for multi-task, or "mlm"), `output`
+    (the module folder), `model` (backbone: Hub id, path or builtin:NAME), `method` (how the
+    module is built, `adapterxl methods`), `method_config` (its settings), `stack` / `init_from`
+    / `fuse` / `lang_module` (composition with existing modules), `data` / `data_dir` (hf,
+    samples or local files), `precision` (fp32, bf16, fp16; None: bf16 on a bf16 GPU, else
+    fp32) and `quantize` (none, 8bit, 4bit), `lr` / `epochs` / `max_steps` / `batch_size` /
+    `micro_batch_size` / `max_length` (None: the method's and the task's defaults), `seed`,
+    `resume`, and tracking (`report_to`, `logging_steps`, `tracking_dir`,
+    `tracking_project`). The comment on each field says more."""
     task: str                      # a catalogue task, a comma list (multi-task), or "mlm"
     output: str
     model: str = "xlm-roberta-large"
-    method: str = "seq_bn"
+    method: Method = "seq_bn"
     method_config: dict = field(default_factory=dict)
     stack: list[str] = field(default_factory=list)
     init_from: str | None = None
@@ -66,8 +85,8 @@ class TrainConfig:
     dataset: str | None = None
     data: str = "hf"
     data_dir: str | None = None
-    precision: str | None = None
-    quantize: str = "none"
+    precision: Precision | None = None
+    quantize: Quantize = "none"
     lr: float | None = None
     epochs: float | None = None
     max_steps: int | None = None
@@ -92,7 +111,7 @@ class TrainConfig:
     checkpoint_every: int | None = None
     resume: bool = False  # continue from the checkpoint of an interrupted run
     # Experiment tracking (accelerate's trackers): none, tensorboard, wandb or mlflow.
-    report_to: str = "none"
+    report_to: Literal["none", "tensorboard", "wandb", "mlflow"] = "none"
     logging_steps: int = 10  # optimizer steps between tracked loss / lr / grad-norm points
     tracking_dir: str | None = None  # local trackers' folder [default: tracking/ beside output]
     tracking_project: str | None = None  # groups runs (W&B group, MLflow experiment)
@@ -248,9 +267,16 @@ class _TaskData:
     dev_features: list = field(default_factory=list)
 
 
-def _load_task(cfg: TrainConfig, task: Task, backbone: Backbone) -> _TaskData:
+def _load_task(cfg: TrainConfig, task: Task, backbone: Backbone,
+               given: tuple | None = None) -> _TaskData:
     fmt = get_format(task.format)
-    if task.format == "mlm":
+    if given is not None:  # canonical rows passed from Python (adapterxl.train(rows=...))
+        train_rows, dev_rows = list(given[0]), list(given[1])
+        if cfg.max_train_examples:
+            train_rows = train_rows[:cfg.max_train_examples]
+        if cfg.max_eval_examples:
+            dev_rows = dev_rows[:cfg.max_eval_examples]
+    elif task.format == "mlm":
         train_rows, dev_rows = language_rows(
             task, text=cfg.text, dataset=cfg.dataset, samples=source_kind(
                 cfg.data, cfg.data_dir) == "samples", seed=cfg.seed,
@@ -277,11 +303,14 @@ def _load_task(cfg: TrainConfig, task: Task, backbone: Backbone) -> _TaskData:
     return _TaskData(task, fmt, labels, train_rows, dev_rows)
 
 
-def train_module(cfg: TrainConfig, progress: bool = True, backbone: Backbone | None = None) -> dict:
+def train_module(cfg: TrainConfig, progress: bool = True, backbone: Backbone | None = None,
+                 rows: dict | None = None) -> dict:
     """Train one module (or fusion) and save it to `cfg.output`. Returns the run's results.
 
     `backbone` (optional) is an already-loaded backbone to use instead of loading `cfg.model`;
-    the modules are injected into it, so pass a fresh one per run."""
+    the modules are injected into it, so pass a fresh one per run. `rows` (optional) gives a
+    task's data directly: {task name: (train rows, dev rows)}, canonical rows
+    (adapterxl.train converts a list of records or a datasets.Dataset)."""
     from accelerate import Accelerator
     from tqdm.auto import tqdm
     from transformers import get_linear_schedule_with_warmup
@@ -309,7 +338,8 @@ def train_module(cfg: TrainConfig, progress: bool = True, backbone: Backbone | N
     set_seed(cfg.seed)
     backbone = backbone or load_backbone(cfg.model, cfg.precision, cfg.quantize,
                                          trust_remote_code=cfg.trust_remote_code)
-    data = {t.name: _load_task(cfg, t, backbone) for t in tasks}
+    rows = rows or {}
+    data = {t.name: _load_task(cfg, t, backbone, rows.get(t.name)) for t in tasks}
     probabilities = task_probabilities({n: len(d.train_rows) for n, d in data.items()},
                                        cfg.sampling, cfg.sampling_temperature)
     # Again: loading may or may not have drawn random numbers (a builtin backbone is
@@ -583,7 +613,7 @@ def train_module(cfg: TrainConfig, progress: bool = True, backbone: Backbone | N
     if saved is not None:
         result["resumed_from_step"] = saved["step"]
     if accelerator.is_main_process:
-        manifest = _manifest(cfg, data, core, top, hp, init_from, result)
+        manifest = _manifest(cfg, data, core, top, hp, init_from, result, rows)
         module = save_module(cfg.output, manifest, core.module_state(top), core.head_state(),
                              lower, fused=fuse)
         result["module"] = str(module.path)
@@ -694,7 +724,9 @@ def _restore(model, top, state) -> None:
     model.load_head_state(state["head"])
 
 
-def _data_source(cfg, task) -> dict:
+def _data_source(cfg, task, given: tuple | None = None) -> dict:
+    if given is not None:
+        return {"source": "rows", "train": len(given[0]), "validation": len(given[1])}
     if task.format == "mlm":
         return {"source": "text", "text": str(Path(cfg.text).resolve()) if cfg.text else None,
                 "dataset": cfg.dataset,
@@ -712,7 +744,9 @@ def _data_source(cfg, task) -> dict:
     return data
 
 
-def _manifest(cfg, data: dict[str, _TaskData], model, top, hp, init_from, result) -> dict:
+def _manifest(cfg, data: dict[str, _TaskData], model, top, hp, init_from, result,
+              rows: dict | None = None) -> dict:
+    rows = rows or {}
     names = list(data)
     first = data[names[0]]
     language = first.task.format == "mlm"
@@ -741,7 +775,7 @@ def _manifest(cfg, data: dict[str, _TaskData], model, top, hp, init_from, result
             "name": init_from.name, "task": init_from.manifest["task"],
             "path": str(init_from.path.resolve()),
             "sha256": init_from.manifest.get("files", {}).get("module.safetensors")},
-        "data": _data_source(cfg, first.task),
+        "data": _data_source(cfg, first.task, rows.get(first.task.name)),
         "hyperparameters": {**{k: v for k, v in asdict(cfg).items()
                                if k not in ("task", "output", "model", "stack", "init_from",
                                             "fuse", "lang_module", "data", "data_dir", "force",
@@ -761,6 +795,19 @@ def _manifest(cfg, data: dict[str, _TaskData], model, top, hp, init_from, result
         manifest["heads"] = {n: model.head_configs[n] for n in names}
         manifest["task_labels"] = {n: list(d.labels) for n, d in data.items()}
         manifest["formats"] = {n: d.task.format for n, d in data.items()}
-        manifest["data"] = {n: _data_source(cfg, d.task) for n, d in data.items()}
+        manifest["data"] = {n: _data_source(cfg, d.task, rows.get(n)) for n, d in data.items()}
         manifest["sampling"] = result["sampling"]
     return manifest
+
+
+class _CallableModule(types.ModuleType):
+    """`adapterxl.train(...)` is the notebook API's train(), but importing this submodule binds
+    the name `train` on the package to the module; so the module itself calls api.train."""
+
+    def __call__(self, *args, **kwargs):
+        from .api import train
+
+        return train(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule

@@ -59,9 +59,12 @@ class Group(click.Group):
 @click.option("--log-file", default=None, metavar="FILE", type=click.Path(dir_okay=False),
               help="Also write every message, timestamped, to FILE (appended), with the "
                    "traceback of an error.")
+@click.option("--catalog", "catalogs", multiple=True, metavar="FILE",
+              help="A catalogue file of your own tasks (the schema of docs/FORMATS.md): adds "
+                   "or replaces tasks; also $ADAPTERXL_CATALOG.")
 @click.version_option(__version__, "--version", prog_name="adapterxl")
 @click.pass_context
-def main(ctx, debug, verbose, quiet, log_file):
+def main(ctx, debug, verbose, quiet, log_file, catalogs):
     """adapterxl: English intermediate-task modules for zero-shot cross-lingual transfer.
 
     Shell completion (commands, options, task and method names): add
@@ -72,6 +75,12 @@ def main(ctx, debug, verbose, quiet, log_file):
     if verbose and quiet:
         raise AdapterxlError("give -v or -q, not both")
     ctx.obj = {"debug": debug}
+    if catalogs:
+        from .tasks import CATALOG_ENV
+
+        # The environment, so that every part of this run (and processes it starts) sees them.
+        os.environ[CATALOG_ENV] = os.pathsep.join(
+            [*catalogs, *filter(None, os.environ.get(CATALOG_ENV, "").split(os.pathsep))])
     # Also keeps bitsandbytes' note about optional CPU kernels off the screen (unless -v).
     setup(-1 if quiet else verbose, log_file)
 
@@ -99,6 +108,11 @@ def _complete_methods(ctx, param, incomplete: str) -> list[str]:
     from .modules.methods import METHODS
 
     return [name for name in METHODS if name.startswith(incomplete)]
+
+
+def _bad_columns(columns) -> dict:
+    bad = next(c for c in columns if "=" not in c)
+    raise AdapterxlError(f"--columns expects KEY=COLUMN[,COLUMN], got {bad!r}")
 
 
 def _csv(value: str | None) -> list[str]:
@@ -132,6 +146,15 @@ def train_options(default_output: str, language: bool = False):
                           "combination for LoRA modules."),
         click.option("--lang-module", default=None, metavar="DIR",
                      help="A language module (train-language) to put first in the stack."),
+        click.option("--dataset", default=None, metavar="ID[:CONFIG]",
+                     help="Train on this Hub dataset instead of the task's catalogue sources "
+                          "(its train split; see --columns, --dev-split)."),
+        click.option("--columns", multiple=True, metavar="KEY=COL[,COL]",
+                     help="With --dataset: which columns hold the format's canonical keys, "
+                          "e.g. text=premise,hypothesis label=label (docs/FORMATS.md)."),
+        click.option("--dev-split", default=None, metavar="SPLIT",
+                     help="With --dataset: the split for model selection [default: 5% of "
+                          "train held out]."),
     ]
     options = task_options + [
         click.option("--output", "-o", default=None,
@@ -225,6 +248,10 @@ def _train(kw, default_output):
     kw["stack"] = _csv(kw.get("stack"))
     kw["fuse"] = _csv(kw.get("fuse"))
     kw["method_config"] = _key_values(kw["method_config"])
+    if "columns" in kw:
+        kw["columns"] = {k: (v.split(",") if "," in v else v)
+                         for k, _, v in (c.partition("=") for c in kw["columns"]) if v} \
+            if all("=" in c for c in kw["columns"]) else _bad_columns(kw["columns"])
     result = train_module(TrainConfig(**kw))
     click.echo(f"module saved to {result['module']} (dev {result['metric']} {result['dev']:.4f} "
                f"at step {result['best_step']}/{result['steps']}, "

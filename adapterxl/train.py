@@ -82,7 +82,12 @@ class TrainConfig:
     # Language modules (task "mlm"): the language, and its text (a file, or a Hub dataset).
     language: str | None = None
     text: str | None = None
+    # A Hub dataset ID[:CONFIG]: a language module's text (its `text` column), or a task's data
+    # instead of its catalogue sources, read through `columns` (canonical key -> column(s));
+    # `dev_split` selects the model on that split (default: 5% of train held out).
     dataset: str | None = None
+    columns: dict = field(default_factory=dict)
+    dev_split: str | None = None
     data: str = "hf"
     data_dir: str | None = None
     precision: Precision | None = None
@@ -151,10 +156,16 @@ def _tasks(cfg: TrainConfig) -> list[Task]:
         raise AdapterxlError(f"a task is named twice in {cfg.task!r}")
     if names == ["mlm"]:
         return [language_task(cfg.language)]
-    if cfg.language or cfg.text or cfg.dataset:
-        raise AdapterxlError("--language, --text and --dataset are for language modules "
+    if cfg.language or cfg.text:
+        raise AdapterxlError("--language and --text are for language modules "
                              "(adapterxl train-language)")
     tasks = [get_task(n) for n in names]
+    if cfg.dataset:
+        if len(tasks) > 1:
+            raise AdapterxlError("--dataset gives one task's data: train one task with it")
+        tasks = [_from_dataset(tasks[0], cfg)]
+    elif cfg.columns or cfg.dev_split:
+        raise AdapterxlError("--columns and --dev-split describe a --dataset ID: give one")
     for task in tasks:
         if get_format(task.format).head is None:
             raise AdapterxlError(
@@ -162,6 +173,31 @@ def _tasks(cfg: TrainConfig) -> list[Task]:
                 f"evaluated from a module's representations (train an intermediate module, "
                 f"then `adapterxl evaluate --task {task.name} --module DIR`)")
     return tasks
+
+
+def _from_dataset(task: Task, cfg: TrainConfig) -> Task:
+    """The task with its data read from the Hub dataset `cfg.dataset` (ID[:CONFIG]) instead of
+    its catalogue sources: `columns` map canonical keys to the dataset's columns (else the
+    task's own mapping), `dev_split` is the split for model selection (else 5% of train)."""
+    from dataclasses import replace
+
+    from .tasks import FIELD_KEYS
+
+    path, _, name = cfg.dataset.partition(":")
+    if not path:
+        raise AdapterxlError(f"--dataset expects ID[:CONFIG], got {cfg.dataset!r}")
+    for key in cfg.columns:
+        if key not in FIELD_KEYS[task.format]:
+            from .errors import unknown
+            raise unknown(f"--columns key for the {task.format} format", key,
+                          FIELD_KEYS[task.format])
+    source = {"path": path, "name": name or None}
+    sources = {"train": {**source, "split": "train"}}
+    if cfg.dev_split:
+        sources["validation"] = {**source, "split": cfg.dev_split}
+    return replace(task, sources=sources, local_only=None,
+                   fields={**task.fields, **cfg.columns} if cfg.columns else task.fields,
+                   converter=None if cfg.columns else task.converter)
 
 
 def _resolve(cfg: TrainConfig):
@@ -780,6 +816,7 @@ def _manifest(cfg, data: dict[str, _TaskData], model, top, hp, init_from, result
                                if k not in ("task", "output", "model", "stack", "init_from",
                                             "fuse", "lang_module", "data", "data_dir", "force",
                                             "resume", "checkpoint_every", "text", "dataset",
+                                            "columns", "dev_split",
                                             "report_to", "logging_steps", "tracking_dir",
                                             "tracking_project",
                                             "language")}, **hp},

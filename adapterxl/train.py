@@ -369,8 +369,6 @@ def train_module(cfg: TrainConfig, progress: bool = True, backbone: Backbone | N
         raise AdapterxlError(f"an interrupted run left a checkpoint in {where}: pass --resume "
                              f"to continue it, or delete that directory to start over")
     log = logs.logger.info
-    for warning in warnings:
-        logs.warn(warning)
     set_seed(cfg.seed)
     backbone = backbone or load_backbone(cfg.model, cfg.precision, cfg.quantize,
                                          trust_remote_code=cfg.trust_remote_code)
@@ -386,6 +384,9 @@ def train_module(cfg: TrainConfig, progress: bool = True, backbone: Backbone | N
                             backbone.pooling) for n, d in data.items()}
     model, top = assemble(backbone, lower, method=cfg.method, config=cfg.method_config,
                           init_from=init_from, fuse=fuse, heads=heads, force=cfg.force)
+    # Once the inputs are known to be usable: a run that fails on them says only why.
+    for warning in warnings:
+        logs.warn(warning)
     if cfg.module_dtype == "bf16":
         if backbone.precision != "bf16":
             raise AdapterxlError(f"--module-dtype bf16 needs --precision bf16 (bf16 autocast); "

@@ -15,6 +15,18 @@ ROOT = Path(__file__).resolve().parent.parent
 TINY = "builtin:tiny-xlmr"
 
 
+@pytest.fixture(autouse=True)
+def _forget_registered_tasks():
+    """Tasks registered here stay out of other test files' catalogue."""
+    from adapterxl import tasks
+
+    before = dict(tasks._registered)
+    yield
+    tasks._registered.clear()
+    tasks._registered.update(before)
+    tasks._generation[0] += 1
+
+
 def _rows(n=160, seed=0):
     import random
 

@@ -159,12 +159,19 @@ def resolve(model_id: str) -> str:
     return model_id
 
 
-def _offline_error(model_id: str, exc: Exception) -> AdapterxlError:
+def _offline_error(model_id: str, exc: Exception, unreachable: str | None = None
+                   ) -> AdapterxlError:
+    from .connectivity import unreachable_hint
+
     text = str(exc)
+    if unreachable:
+        return AdapterxlError(f"cannot load backbone {model_id!r}: not cached locally and "
+                              f"{unreachable_hint(unreachable)}; {OFFLINE_HINT}")
     if any(s in text.lower() for s in ("connect", "offline", "resolve", "timed out")):
         return AdapterxlError(
             f"cannot load backbone {model_id!r}: not cached locally and the Hugging Face Hub "
-            f"is unreachable ({type(exc).__name__}); {OFFLINE_HINT}")
+            f"is unreachable ({type(exc).__name__}; with HF_HUB_OFFLINE=1 only the cache is "
+            f"tried); {OFFLINE_HINT}")
     # Reachable Hub, wrong id or missing files: HF's own first line says which.
     return AdapterxlError(f"cannot load backbone {model_id!r}: {text.strip().splitlines()[0]}")
 
@@ -284,15 +291,20 @@ def load_backbone(model_id: str, precision: str | None = None, quantize: str = "
     if Path(path).expanduser().is_dir() and not (Path(path).expanduser() / "config.json").exists():
         # Checked here: transformers may accept the directory and fail later, on the weights.
         raise AdapterxlError(f"{model_id!r} is not a model checkpoint (no config.json)")
+    from .connectivity import hub_unreachable
+
+    # A Hub id with the Hub out of reach: only the local cache, at once (no ~30 s of retries).
+    offline = None if Path(path).expanduser().exists() else hub_unreachable()
+    cached = {"local_files_only": True} if offline else {}
     try:
         # A checkpoint's own Python code runs only on request: trust_remote_code is always
         # passed explicitly (left unset, transformers would prompt on a terminal, or silently
         # pick its built-in class).
-        config = AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code)
+        config = AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code, **cached)
     except OSError as e:
         if "does not appear to have a file named config.json" in str(e) or Path(path).exists():
             raise AdapterxlError(f"{model_id!r} is not a model checkpoint (no config.json)") from e
-        raise _offline_error(model_id, e) from e
+        raise _offline_error(model_id, e, offline) from e
     except ValueError as e:
         if "trust_remote_code" in str(e):
             raise _remote_code_error(model_id) from e
@@ -324,10 +336,11 @@ def load_backbone(model_id: str, precision: str | None = None, quantize: str = "
     hf_logging.set_verbosity_error()
     try:
         model = _model_class(config.model_type).from_pretrained(
-            path, trust_remote_code=trust_remote_code, **kwargs)
-        tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+            path, trust_remote_code=trust_remote_code, **cached, **kwargs)
+        tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code,
+                                                  **cached)
     except OSError as e:
-        raise _offline_error(model_id, e) from e
+        raise _offline_error(model_id, e, offline) from e
     except ValueError as e:  # e.g. a tokenizer that ships its own code
         if "trust_remote_code" in str(e):
             raise _remote_code_error(model_id) from e

@@ -28,7 +28,8 @@ INFO = "checkpoint.json"
 FORMAT_VERSION = 2  # 2: the data position is one micro-batch count (multi-task streams)
 # Fields that do not change what training computes, so a resumed run may differ in them.
 # `output` is implied by where the checkpoint was found (and may be spelled differently).
-NOT_COMPARED = ("output", "resume", "checkpoint_every", "overwrite", "allow_pickle")
+NOT_COMPARED = ("output", "resume", "checkpoint_every", "overwrite", "allow_pickle",
+                "report_to", "logging_steps", "tracking_dir", "tracking_project")
 
 
 def directory(output) -> Path:

@@ -8,8 +8,9 @@ import sys
 import click
 import yaml
 
-from . import safe_yaml
+from . import __version__, safe_yaml
 from .errors import AdapterxlError
+from .logs import log_error
 from .settings import EVALUATE, Setting, TrainConfig, flag_name, settings_of
 
 
@@ -28,12 +29,23 @@ class Group(click.Group):
         return result
 
     def _invoke(self, ctx):
+        from .preemption import Stopped
+
         try:
             return super().invoke(ctx)
+        except Stopped as e:  # not an error: a checkpoint was written, the run can resume
+            click.echo(str(e), err=True)
+            sys.exit(128 + e.signum)
+        except BrokenPipeError:
+            # `adapterxl tasks | head`: the reader left; stay quiet like other Unix tools
+            # (stdout goes to devnull so that the interpreter's final flush cannot fail).
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            sys.exit(141)
         except AdapterxlError as e:
             if ctx.obj and ctx.obj.get("debug"):
                 raise
             click.echo(f"error: {e}", err=True)
+            log_error(f"error: {e}", e)
             sys.exit(2)
         except click.UsageError as e:
             # A bad flag is bad input like any other: one line, not click's usage text.
@@ -41,8 +53,8 @@ class Group(click.Group):
                 raise
             click.echo(f"error: {e.format_message()}", err=True)
             sys.exit(2)
-        except KeyboardInterrupt:
-            click.echo("interrupted", err=True)
+        except KeyboardInterrupt as e:
+            click.echo(str(e) or "interrupted", err=True)
             sys.exit(130)
         except (click.exceptions.Exit, click.ClickException, SystemExit):
             raise
@@ -60,20 +72,43 @@ class Group(click.Group):
             first = str(e).strip().splitlines()[0] if str(e).strip() else ""
             click.echo(f"error: unexpected {type(e).__name__}: {first} "
                        f"(rerun with `adapterxl --debug ...` for the traceback)", err=True)
+            log_error(f"error: unexpected {type(e).__name__}: {first}", e)
             sys.exit(1)
 
 
 @click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--debug", is_flag=True, help="Show tracebacks.")
+@click.option("--verbose", "-v", count=True,
+              help="More detail: debug messages and the Hugging Face libraries' own info.")
+@click.option("--quiet", "-q", is_flag=True,
+              help="Only warnings, errors and results: no progress bars or status lines.")
+@click.option("--log-file", default=None, metavar="FILE", type=click.Path(dir_okay=False),
+              help="Also write every message, timestamped, to FILE (appended), with the "
+                   "traceback of an error.")
+@click.option("--catalog", "catalogs", multiple=True, metavar="FILE",
+              help="A catalogue file of your own tasks (the schema of docs/FORMATS.md): adds "
+                   "or replaces tasks; also $ADAPTERXL_CATALOG.")
+@click.version_option(__version__, "--version", prog_name="adapterxl")
 @click.pass_context
-def main(ctx, debug):
-    """adapterxl: English intermediate-task modules for zero-shot cross-lingual transfer."""
-    import logging
+def main(ctx, debug, verbose, quiet, log_file, catalogs):
+    """adapterxl: English intermediate-task modules for zero-shot cross-lingual transfer.
 
+    Shell completion (commands, options, task and method names): add
+    `eval "$(_ADAPTERXL_COMPLETE=bash_source adapterxl)"` to ~/.bashrc (zsh: zsh_source in
+    ~/.zshrc; fish: `_ADAPTERXL_COMPLETE=fish_source adapterxl | source`)."""
+    from .logs import setup
+
+    if verbose and quiet:
+        raise AdapterxlError("give -v or -q, not both")
     ctx.obj = {"debug": debug}
-    if not debug:
-        # bitsandbytes reports optional CPU kernels it did not find, on every import.
-        logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
+    if catalogs:
+        from .tasks import CATALOG_ENV
+
+        # The environment, so that every part of this run (and processes it starts) sees them.
+        os.environ[CATALOG_ENV] = os.pathsep.join(
+            [*catalogs, *filter(None, os.environ.get(CATALOG_ENV, "").split(os.pathsep))])
+    # Also keeps bitsandbytes' note about optional CPU kernels off the screen (unless -v).
+    setup(-1 if quiet else verbose, log_file)
 
 
 def _key_values(pairs) -> dict:
@@ -98,6 +133,24 @@ def _data_source(data: str | None, data_dir: str | None) -> str:
     if data_dir is not None and not data_dir.strip():
         raise AdapterxlError("--data-dir is empty")
     return data or "hf"
+def _complete_tasks(ctx, param, incomplete: str) -> list[str]:
+    """Task names, also after a comma (multi-task lists)."""
+    from .tasks import catalog
+
+    done, _, last = incomplete.rpartition(",")
+    prefix = f"{done}," if done else ""
+    return [prefix + name for name in sorted(catalog()) if name.startswith(last)]
+
+
+def _complete_methods(ctx, param, incomplete: str) -> list[str]:
+    from .modules.methods import METHODS
+
+    return [name for name in METHODS if name.startswith(incomplete)]
+
+
+def _bad_columns(columns) -> dict:
+    bad = next(c for c in columns if "=" not in c)
+    raise AdapterxlError(f"--columns expects KEY=COLUMN[,COLUMN], got {bad!r}")
 
 
 def _csv(value: str | None) -> list[str]:
@@ -119,18 +172,21 @@ class Checked(click.ParamType):
         return self.spec.check(value, name)
 
 
-def setting_option(flag: str, spec: Setting, default=None, **kw):
+def setting_option(flag: str, spec: Setting, default=None, help: str | None = None, **kw):
     """A click option derived from a Setting."""
+    help = spec.help if help is None else help
     if spec.kind is bool:
-        return click.option(flag, is_flag=True, default=bool(default), help=spec.help, **kw)
+        return click.option(flag, is_flag=True, default=bool(default), help=help, **kw)
     metavar = spec.metavar or ("[" + "|".join(spec.choices) + "]" if spec.choices
                                else spec.kind.__name__.upper())
-    return click.option(flag, type=Checked(spec), default=default, help=spec.help,
+    return click.option(flag, type=Checked(spec), default=default, help=help,
                         metavar=metavar, **kw)
 
 
 def _train_settings(language: bool) -> list:
     from dataclasses import MISSING, fields
+
+    from .data.text import LANGUAGE_HP
 
     specs = settings_of(TrainConfig)
     options = []
@@ -139,18 +195,25 @@ def _train_settings(language: bool) -> list:
         if spec is None or not spec.flag or (language and f.name in TASK_ONLY):
             continue
         default = None if f.default is MISSING else f.default
-        options.append(setting_option(flag_name(f.name), spec, default))
+        # train-language's defaults are a language module's, not a task's
+        help = (f"[default: {LANGUAGE_HP[f.name]}]" if language and f.name in LANGUAGE_HP
+                else None)
+        options.append(setting_option(flag_name(f.name), spec, default, help=help))
     return options
 
 
 TASK_ONLY = ("sampling", "sampling_temperature")  # multi-task settings: not for train-language
+
+DATA_DIR_HELP = ("Local files: <split>[.<lang>].jsonl|tsv|json|conllu|conll|txt|csv (the "
+                 "canonical rows, or a dataset's original format), or XTREME's download "
+                 "layout; see docs/FORMATS.md.")
 
 
 def train_options(default_output: str, language: bool = False):
     """Flags shared by the train-* commands; each is a TrainConfig field (the checked ones
     are derived from its declarations)."""
     task_options = [] if language else [
-        click.option("--task", required=True,
+        click.option("--task", required=True, shell_complete=_complete_tasks,
                      help="Task name (see `adapterxl tasks`); a comma list trains one shared "
                           "module with a head per task (multi-task)."),
         click.option("--stack", default=None, metavar="DIR[,DIR]",
@@ -161,6 +224,15 @@ def train_options(default_output: str, language: bool = False):
                           "combination for LoRA modules."),
         click.option("--lang-module", default=None, metavar="DIR",
                      help="A language module (train-language) to put first in the stack."),
+        click.option("--dataset", default=None, metavar="ID[:CONFIG]",
+                     help="Train on this Hub dataset instead of the task's catalogue sources "
+                          "(its train split; see --columns, --dev-split)."),
+        click.option("--columns", multiple=True, metavar="KEY=COL[,COL]",
+                     help="With --dataset: which columns hold the format's canonical keys, "
+                          "e.g. text=premise,hypothesis label=label (docs/FORMATS.md)."),
+        click.option("--dev-split", default=None, metavar="SPLIT",
+                     help="With --dataset: the split for model selection [default: 5% of "
+                          "train held out]."),
     ]
     options = task_options + [
         click.option("--output", "-o", default=None,
@@ -169,7 +241,7 @@ def train_options(default_output: str, language: bool = False):
                      help="Backbone: HF id, local path, or builtin:tiny-<arch> (xlmr, xlmr-xl, "
                           "mt5, deberta, bert, llama, qwen2)."),
         click.option("--method", default="seq_bn_inv" if language else "seq_bn",
-                     show_default=True,
+                     show_default=True, shell_complete=_complete_methods,
                      help="seq_bn, double_seq_bn, par_bn, compacter, prefix, lora, dora, ia3 "
                           "or seq_bn_inv (see `adapterxl methods`)."),
         click.option("--method-config", multiple=True, metavar="KEY=VALUE",
@@ -178,9 +250,11 @@ def train_options(default_output: str, language: bool = False):
         click.option("--init-from", default=None, metavar="DIR",
                      help="Continue training this module's weights on the new task."),
         click.option("--data", default=None,
-                     help="hf (Hugging Face datasets) or samples (bundled synthetic data) "
-                          "[default: hf]."),
-        click.option("--data-dir", default=None, help="Local files: <split>[.<lang>].jsonl|tsv."),
+                     help=("samples: the bundled sample text of --language (instead of --text "
+                           "or --dataset)." if language else
+                           "hf (Hugging Face datasets) or samples (bundled synthetic data) "
+                           "[default: hf].")),
+        click.option("--data-dir", default=None, metavar="DIR", help=DATA_DIR_HELP),
     ] + _train_settings(language)
 
     def decorate(f):
@@ -200,6 +274,10 @@ def _train(kw, default_output):
     kw["stack"] = _csv(kw.get("stack"))
     kw["fuse"] = _csv(kw.get("fuse"))
     kw["method_config"] = _key_values(kw["method_config"])
+    if "columns" in kw:
+        kw["columns"] = {k: (v.split(",") if "," in v else v)
+                         for k, _, v in (c.partition("=") for c in kw["columns"]) if v} \
+            if all("=" in c for c in kw["columns"]) else _bad_columns(kw["columns"])
     result = train_module(TrainConfig(**kw))
     click.echo(f"module saved to {result['module']} (dev {result['metric']} {result['dev']:.4f} "
                f"at step {result['best_step']}/{result['steps']}, "
@@ -235,7 +313,8 @@ def train_language(**kw):
 
 
 @main.command("evaluate")
-@click.option("--task", default=None, help="One task (or use --suite).")
+@click.option("--task", default=None, shell_complete=_complete_tasks,
+              help="One task (or use --suite).")
 @click.option("--suite", type=click.Choice(["xtreme", "xtreme-r"]), default=None,
               help="Every task of a benchmark in its languages, and the benchmark score.")
 @click.option("--module", "modules", multiple=True, required=True, metavar="[TASK=]DIR",
@@ -245,9 +324,13 @@ def train_language(**kw):
               help="With --suite: the module whose representations BUCC, Tatoeba, LAReQA and "
                    "Mewsli-X use when no TASK=DIR names one (the paper: an intermediate module).")
 @click.option("--languages", default="all", show_default=True, help="all or a comma list.")
-@click.option("--split", default="test", show_default=True)
-@click.option("--data", default=None, help="hf or samples [default: hf].")
-@click.option("--data-dir", default=None)
+@click.option("--split", default="test", show_default=True,
+              help="Which split to evaluate on: train, validation or test.")
+@click.option("--data", default=None,
+              help="hf (Hugging Face datasets) or samples (bundled synthetic data) [default: "
+                   "where the module's own training data came from: samples, its --data-dir "
+                   "for its own task, else hf].")
+@click.option("--data-dir", default=None, metavar="DIR", help=DATA_DIR_HELP)
 @click.option("--output", "-o", default=None,
               help="Results folder [default: <module>/eval; with --suite runs/eval-<suite>].")
 @click.option("--predictions-dir", default=None, metavar="DIR",
@@ -262,7 +345,12 @@ def train_language(**kw):
 @click.option("--lang-modules", default=None, metavar="DIR",
               help="Swap the module's language module per language: DIR/lang-<code> where "
                    "it exists, else the one it was trained with.")
-@click.option("--force", is_flag=True)
+@click.option("--force", is_flag=True,
+              help="Use the module on a backbone other than the one it was trained on "
+                   "(the fingerprint check is skipped).")
+@click.option("--bootstrap", type=click.IntRange(min=0), default=1000, show_default=True,
+              metavar="N", help="Resamples for the 95% confidence intervals in the results "
+                                "(0: none).")
 @click.option("--trust-remote-code", is_flag=True,
               help="Run the backbone checkpoint's own Python model code (auto_map).")
 @click.option("--allow-pickle", is_flag=True,

@@ -32,9 +32,10 @@ def register(main: click.Group) -> None:
                   help="Refuse a grid with more cells than this (a typo in a list can "
                        "multiply it).")
     def run_command(recipe, overrides, dry_run, budget, shard, run_dir, cache_dir, max_cells):
-        """Run an experiment recipe (recipes/NAME.yaml) with optional key=value overrides
-        (dotted paths, e.g. model=builtin:tiny-xlmr data=samples train.max_steps=10).
-        Running again continues where an interrupted run stopped."""
+        """Run an experiment recipe (a YAML file, or the name of a shipped one: stilts-xtreme,
+        order, task-similarity, sts-lowres, scaling, typology, quickstart) with optional
+        key=value overrides (dotted paths, e.g. model=builtin:tiny-xlmr data=samples
+        train.max_steps=10). Running again continues where an interrupted run stopped."""
         from .experiments.runner import run_recipe
 
         from .errors import AdapterxlError

@@ -19,11 +19,18 @@ def register(main: click.Group) -> None:
     @click.option("--private", is_flag=True, help="Create the Hub repository private.")
     @click.option("--revision", default=None, metavar="BRANCH", help="Branch [default: main].")
     @click.option("--registry", default=None, help=REGISTRY_HELP)
-    def push_cmd(module, repo, private, revision, registry):
+    @click.option("--license", "license_", default=None, metavar="ID",
+                  help="The card's licence (a Hub licence id, e.g. apache-2.0, mit, "
+                       "cc-by-4.0; mind the backbone's and the data's) [default: unknown].")
+    @click.option("--also", default=None, metavar="peft,adapters",
+                  help="Also upload the module exported in these formats (subfolders peft/, "
+                       "adapters/), so that it loads without adapterxl.")
+    def push_cmd(module, repo, private, revision, registry, license_, also):
         """Publish a module (weights, manifest, lower/fused copies, model card)."""
         from .hub import push
 
-        where = push(module, repo, private=private, revision=revision, registry=registry)
+        where = push(module, repo, private=private, revision=revision, registry=registry,
+                     license=license_, also=[x for x in (also or "").split(",") if x])
         click.echo(f"pushed {module} to {where}")
 
     @main.command("pull")

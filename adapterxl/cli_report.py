@@ -16,14 +16,18 @@ def register(main: click.Group) -> None:
                   help="Where report.md and figures/ go [default: RUN/report].")
     @click.option("--target", default=None,
                   help="Target task of the per-language chart [default: the most frequent].")
-    def report(run, output, target):
+    @click.option("--export", default=None, metavar="csv,json",
+                  help="Also write the tables as tables/<name>.csv and/or report.json "
+                       "(unrounded numbers, cells with dates).")
+    def report(run, output, target, export):
         """Markdown tables and plots of a run: scores per task and language, gains over the
         no-intermediate baseline, XTREME scores, costs, scaling and order effects."""
         from .experiments.report import build_report
 
-        result = build_report(run, output, target=target)
+        result = build_report(run, output, target=target,
+                              export=[x for x in (export or "").split(",") if x])
         click.echo(result["report"])
-        for path in result["figures"]:
+        for path in result["figures"] + result["exported"]:
             click.echo(path)
         for note in result["notes"]:
             click.echo(f"note: {note}")

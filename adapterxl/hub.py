@@ -235,6 +235,12 @@ def pull(spec: str, registry: str | os.PathLike | None = None) -> Path:
         if source == "hf":
             import huggingface_hub
 
+            from .connectivity import hub_unreachable, unreachable_hint
+
+            why = hub_unreachable()
+            if why:
+                raise AdapterxlError(f"cannot pull {where}: {unreachable_hint(why)}; nothing "
+                                     f"was changed")
             try:
                 huggingface_hub.snapshot_download(
                     repo_id, revision=revision, repo_type="model", local_dir=staged,
@@ -323,9 +329,26 @@ def _numbers(values: dict) -> dict[str, float]:
             if isinstance(v, (int, float)) and not isinstance(v, bool)}
 
 
-def model_card(module, repo_id: str):
+def _hub_dataset(task: str, split: str, lang: str) -> tuple[str, str | None, str]:
+    """(Hub dataset id, its config, its split) that `task`'s `split` in `lang` is read from,
+    as the catalogue resolves it (udpos German: google/xtreme, udpos.German); the task's own
+    name and the language where the task is not on the Hub."""
+    from .data.hub import hub_spec
+    from .tasks import get_task
+
+    try:
+        sources = hub_spec(get_task(task), split, lang)["sources"]
+    except AdapterxlError:
+        return task, lang, split
+    first = sources[0]
+    return first["path"], first.get("name"), first.get("split", split)
+
+
+def model_card(module, repo_id: str, license: str | None = None, also: tuple = ()):
     """A `huggingface_hub.ModelCard` for the module: metadata (library_name, base_model,
-    tags, languages, datasets, model-index with per-language results) and a readable body."""
+    licence, tags, languages, datasets, model-index with per-language results on the Hub
+    datasets and configs they come from) and a readable body with usage snippets (adapterxl;
+    PEFT / adapters when those exports are uploaded beside it, `also`)."""
     from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
     from .modules.store import open_module
@@ -349,17 +372,19 @@ def model_card(module, repo_id: str):
             rows.append((m["task"], (m.get("languages") or ["en"])[0], "validation", dev))
     datasets = _datasets(m.get("data"))
     for task, lang, split, values in rows:
+        dataset, config, hub_split = _hub_dataset(task, split, lang)
         for metric, value in values.items():
             evals.append(EvalResult(
                 task_type=_TASK_TYPES.get(fmt, "other"), task_name=task,
-                dataset_type=datasets[0] if datasets and task == m["task"] else task,
-                dataset_name=f"{task} ({lang})", dataset_config=lang, dataset_split=split,
-                metric_type=metric, metric_value=round(value, 6)))
+                dataset_type=dataset, dataset_name=f"{task} ({lang})", dataset_config=config,
+                dataset_split=hub_split, metric_type=metric, metric_value=round(value, 6)))
     engine = m["method"].get("engine") or ""
     tags = list(dict.fromkeys(["adapterxl", m["method"]["name"], *tasks, engine,
                                *(["language-module"] if m.get("role") == "language" else [])]))
     data = ModelCardData(
-        library_name="adapterxl",
+        # Not "peft": adapterxl's own files are the module (`hub list` finds modules by this
+        # name); the PEFT export, when uploaded, is in peft/ and the body shows how to load it.
+        library_name="adapterxl", license=license or "unknown",
         base_model=None if _is_local_backbone(backbone) else backbone,
         tags=[t for t in tags if t and t != "unknown"],
         language=languages or None, datasets=datasets or None,
@@ -369,17 +394,17 @@ def model_card(module, repo_id: str):
                    "role": m.get("role", "task"), "kind": m.get("kind", "module"),
                    "backbone": backbone, "fingerprint": m["backbone"].get("fingerprint")},
     )
-    return ModelCard(f"---\n{data.to_yaml()}\n---\n{_card_body(mod, repo_id, rows)}")
+    return ModelCard(f"---\n{data.to_yaml()}\n---\n{_card_body(mod, repo_id, rows, also)}")
 
 
-def _card_body(mod, repo_id: str, rows) -> str:
+def _card_body(mod, repo_id: str, rows, also: tuple = ()) -> str:
     m = mod.manifest
     backbone = m["backbone"]["id"]
     method = m["method"]
     what = ("language module (MAD-X)" if m.get("role") == "language"
             else "fusion" if m.get("kind") == "fusion" else "module")
     lines = [f"# {repo_id}", "",
-             f"An [adapterxl](https://pypi.org/project/adapterxl/) {what} for "
+             f"An adapterxl {what} for "
              f"**{m['task']}** on the frozen backbone `{backbone}`: method `{method['name']}` "
              f"(built with the `{method.get('engine', '?')}` library). The backbone's weights "
              f"are not included; adapterxl refuses to use the module on other weights "
@@ -403,7 +428,13 @@ def _card_body(mod, repo_id: str, rows) -> str:
             lines.append(f"adapterxl evaluate --task {m['task']} --module {repo_id} "
                          f"--languages all")
     lines += ["```", "", f"(`adapterxl pull {repo_id}` downloads and verifies it first; any "
-              f"place that takes a module directory also takes `{repo_id}`.)", "",
+              f"place that takes a module directory also takes `{repo_id}`.)", ""]
+    if m.get("role") != "language" and m.get("head") is not None:
+        lines += ["From Python:", "", "```python", "import adapterxl", "",
+                  f"adapterxl.predict({repo_id!r}, [\"Ein Beispielsatz.\"], language=\"de\")",
+                  "```", ""]
+    lines += _foreign_usage(backbone, repo_id, also)
+    lines += [
               "## Training configuration", "", "```json",
               json.dumps({"method": method, "hyperparameters": m.get("hyperparameters"),
                           "data": m.get("data"), "seed": m.get("seed"),
@@ -420,14 +451,47 @@ def _card_body(mod, repo_id: str, rows) -> str:
     return "\n".join(lines)
 
 
+def _foreign_usage(backbone: str, repo_id: str, also: tuple) -> list[str]:
+    """How to load the exports uploaded beside the module without adapterxl."""
+    lines = []
+    if "peft" in also:
+        lines += ["Without adapterxl, with PEFT (the adapter only; the task head is in "
+                  "`peft/head.safetensors`, described by `peft/head_config.json`):", "",
+                  "```python", "from peft import PeftModel", "from transformers import AutoModel",
+                  "", f"base = AutoModel.from_pretrained({backbone!r})",
+                  f"model = PeftModel.from_pretrained(base, {repo_id!r}, subfolder=\"peft\")",
+                  "```", ""]
+    if "adapters" in also:
+        lines += ["Without adapterxl, with the `adapters` library (head as above, in "
+                  "`adapters/`):", "",
+                  "```python", "import adapters", "from huggingface_hub import snapshot_download",
+                  "from transformers import AutoModel", "",
+                  f"model = AutoModel.from_pretrained({backbone!r})", "adapters.init(model)",
+                  f"path = snapshot_download({repo_id!r}, allow_patterns=[\"adapters/*\"])",
+                  "name = model.load_adapter(path + \"/adapters\")",
+                  "model.set_active_adapters(name)", "```", ""]
+    return lines
+
+
 # ---- push -----------------------------------------------------------------------------------
-def _stage_upload(mod, repo_id: str) -> Path:
-    """A temporary folder with what gets published: the pull patterns' files and the card."""
+ALSO = ("peft", "adapters")
+
+
+def _stage_upload(mod, repo_id: str, license: str | None = None, also: tuple = ()) -> Path:
+    """A temporary folder with what gets published: the pull patterns' files, the card, and
+    each format of `also` exported into its own subfolder (peft/, adapters/)."""
+    from .modules.export import export_module
+
     staged = Path(tempfile.mkdtemp(prefix="adapterxl-push-"))
     try:
         _copy_matching(mod.path, staged, [p for p in PULL_PATTERNS if p != "README.md"],
                        f"module {mod.path}")
-        model_card(mod, repo_id).save(staged / "README.md")
+        for fmt in also:
+            try:
+                export_module(mod.path, fmt, staged / fmt)
+            except AdapterxlError as e:
+                raise AdapterxlError(f"--also {fmt}: {e}") from e
+        model_card(mod, repo_id, license=license, also=also).save(staged / "README.md")
     except BaseException:
         shutil.rmtree(staged, ignore_errors=True)
         raise
@@ -435,11 +499,13 @@ def _stage_upload(mod, repo_id: str) -> Path:
 
 
 def push(module, repo: str, private: bool = False, revision: str | None = None,
-         registry: str | os.PathLike | None = None) -> str:
+         registry: str | os.PathLike | None = None, license: str | None = None,
+         also=()) -> str:
     """Publish a module (weights, manifest, lower/fused copies, evaluation results, a model
-    card) as `repo` (org/name) at `revision` (a branch; main by default). Returns where it
-    went (a URL or a registry folder). The local module is only read; a failed upload says how
-    to retry."""
+    card) as `repo` (org/name) at `revision` (a branch; main by default). `license` is the
+    card's licence id (default "unknown"); `also` ("peft", "adapters") uploads those exports
+    in subfolders, for people without adapterxl. Returns where it went (a URL or a registry
+    folder). The local module is only read; a failed upload says how to retry."""
     from .modules.store import open_module
 
     repo_id, default_revision = parse_spec(repo)
@@ -452,7 +518,12 @@ def push(module, repo: str, private: bool = False, revision: str | None = None,
     retry = (f"the local module {mod.path} is unchanged; retry with `adapterxl push {mod.path} "
              f"--repo {repo_id}" + (f" --revision {revision}" if revision != DEFAULT_REVISION
                                     else "") + "`")
-    staged = _stage_upload(mod, repo_id)
+    also = tuple(dict.fromkeys(also or ()))
+    for fmt in also:
+        if fmt not in ALSO:
+            from .errors import unknown
+            raise unknown("--also format", fmt, ALSO)
+    staged = _stage_upload(mod, repo_id, license, also)
     try:
         source = registry_location(registry)
         if source != "hf":
@@ -466,6 +537,12 @@ def push(module, repo: str, private: bool = False, revision: str | None = None,
             return str(target)
         import huggingface_hub
 
+        from .connectivity import hub_unreachable
+
+        why = hub_unreachable()
+        if why:
+            raise AdapterxlError(f"cannot push {where}: the Hugging Face Hub is unreachable "
+                                 f"({why}); {retry}")
         token = _token()
         if token is None:
             raise AdapterxlError(f"cannot push {where}: not logged in to the Hugging Face Hub "
@@ -522,7 +599,8 @@ def list_modules(task: str | None = None, backbone: str | None = None,
             row = {"id": spec, "task": data.get("task"),
                    "method": (data.get("method") or {}).get("name"),
                    "backbone": (data.get("backbone") or {}).get("id"),
-                   "role": data.get("role", "task"), "languages": data.get("languages") or [],
+                   "role": data.get("role", "task"),
+                   "languages": _card_languages(config.parent) or data.get("languages") or [],
                    "format": "adapterxl"}
         else:
             fmt = "peft" if "peft_type" in data else "adapters"
@@ -541,9 +619,30 @@ def list_modules(task: str | None = None, backbone: str | None = None,
     return out
 
 
+def _card_languages(folder: Path) -> list[str]:
+    """The languages a module's model card lists (those it was evaluated in), as the Hub shows
+    them; the manifest's own `languages` are only the training language(s)."""
+    import huggingface_hub
+
+    card = folder / "README.md"
+    if not card.is_file():
+        return []
+    try:
+        langs = (huggingface_hub.metadata_load(card) or {}).get("language") or []
+    except (OSError, ValueError, UnicodeDecodeError):
+        return []
+    return [langs] if isinstance(langs, str) else [str(x) for x in langs]
+
+
 def _list_hub(task: str | None, backbone: str | None) -> list[dict]:
     import huggingface_hub
 
+    from .connectivity import hub_unreachable
+
+    why = hub_unreachable()
+    if why:
+        raise AdapterxlError(f"cannot list modules: the Hugging Face Hub is unreachable "
+                             f"({why}); a local registry works offline (--registry DIR)")
     try:
         api = huggingface_hub.HfApi(token=_token())
         models = list(api.list_models(library="adapterxl", filter=[task] if task else None,

@@ -10,8 +10,14 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass, field
+from typing import Literal
 
 from .errors import AdapterxlError
+
+Method = Literal["seq_bn", "double_seq_bn", "par_bn", "compacter", "prefix", "lora", "dora",
+                 "ia3", "seq_bn_inv"]
+Precision = Literal["fp32", "bf16", "fp16"]
+Quantize = Literal["none", "8bit", "4bit"]
 
 KEY = "setting"
 
@@ -123,13 +129,24 @@ def check_fields(obj) -> None:
 
 @dataclass
 class TrainConfig:
-    """Every field is a CLI flag of train-intermediate / train-target (and a recipe key).
-    Fields declared with `setting(...)` carry their type, range and help (adapterxl.settings):
-    the flags and the recipe checks derive from them, and a config is checked when made."""
+    """The settings of one training run (train-intermediate / train-target / train-language,
+    recipes, and `adapterxl.train`). Fields declared with `setting(...)` carry their type, range
+    and help: the flags and the recipe checks derive from them, and a config is checked when
+    made.
+
+    Main fields: `task` (a catalogue task, a comma list for multi-task, or "mlm"), `output`
+    (the module folder), `model` (backbone: Hub id, path or builtin:NAME), `method` (how the
+    module is built, `adapterxl methods`), `method_config` (its settings), `stack` / `init_from`
+    / `fuse` / `lang_module` (composition with existing modules), `data` / `data_dir` (hf,
+    samples or local files), `precision` (fp32, bf16, fp16; None: bf16 on a bf16 GPU, else
+    fp32) and `quantize` (none, 8bit, 4bit), `lr` / `epochs` / `max_steps` / `batch_size` /
+    `micro_batch_size` / `max_length` (None: the method's and the task's defaults), `seed`,
+    `resume`, and tracking (`report_to`, `logging_steps`, `tracking_dir`,
+    `tracking_project`). The comment or help on each field says more."""
     task: str                      # a catalogue task, a comma list (multi-task), or "mlm"
     output: str
     model: str = "xlm-roberta-large"
-    method: str = "seq_bn"
+    method: Method = "seq_bn"
     method_config: dict = setting({}, dict, flag=False)
     stack: list[str] = field(default_factory=list)
     init_from: str | None = None
@@ -145,12 +162,17 @@ class TrainConfig:
     # Language modules (task "mlm"): the language, and its text (a file, or a Hub dataset).
     language: str | None = None
     text: str | None = None
+    # A Hub dataset ID[:CONFIG]: a language module's text (its `text` column), or a task's data
+    # instead of its catalogue sources, read through `columns` (canonical key -> column(s));
+    # `dev_split` selects the model on that split (default: 5% of train held out).
     dataset: str | None = None
+    columns: dict = field(default_factory=dict)
+    dev_split: str | None = None
     data: str = "hf"
     data_dir: str | None = None
-    precision: str | None = setting(None, str, choices=("fp32", "bf16", "fp16"),
+    precision: Precision | None = setting(None, str, choices=("fp32", "bf16", "fp16"),
                                     help="[default: bf16 on a bf16 GPU, else fp32]")
-    quantize: str = setting("none", str, choices=("none", "8bit", "4bit"), recipe=False,
+    quantize: Quantize = setting("none", str, choices=("none", "8bit", "4bit"), recipe=False,
                             help="[default: none]")
     lr: float | None = setting(None, float, low=0, low_open=True,
                                help="[default: 1e-4 seq_bn, 3e-4 lora]")
@@ -213,6 +235,20 @@ class TrainConfig:
                                 "settings required).")
     overwrite: bool = setting(False, bool, recipe=False,
                               help="Replace a module that already exists at --output.")
+    # Experiment tracking (accelerate's trackers); not part of what training computes.
+    report_to: Literal["none", "tensorboard", "wandb", "mlflow"] = setting(
+        "none", str, choices=("none", "tensorboard", "wandb", "mlflow"),
+        help="Track loss, learning rate, gradient norm, tokens/s and dev scores (accelerate's "
+             "trackers). [default: none]")
+    logging_steps: int = setting(10, int, low=1, high=10**9, metavar="N",
+                                 help="Optimizer steps between tracked points. [default: 10]")
+    tracking_dir: str | None = setting(
+        None, str, metavar="DIR",
+        help="Where TensorBoard / MLflow write [default: tracking/ beside the module].")
+    tracking_project: str | None = setting(
+        None, str, metavar="NAME",
+        help="Groups runs (TensorBoard subfolder, W&B group, MLflow experiment) "
+             "[default: adapterxl].")
 
     def __post_init__(self):
         check_fields(self)

@@ -16,7 +16,10 @@ import math
 import os
 import platform
 import random
+import signal
+import sys
 import time
+import types
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -24,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import _io, checkpoint
+from . import _io, checkpoint, logs, preemption, tracking
 from . import lock as locks
 from .settings import TrainConfig  # noqa: F401 - declared with its settings, used here
 from .backbone import Backbone, load_backbone
@@ -38,7 +41,7 @@ from .modules import (Fusion, assemble, common_lower, get_method, method_config,
 from .modules.store import check_output, verify
 from .data.mixture import TaskStream, task_probabilities
 from .data.preprocess import loader
-from .data.hub import hub_spec
+from .data.hub import provenance
 from .data.sources import load_split, source_kind
 from .data.text import language_rows, language_task
 from .tasks import Task, get_task, guard_warning
@@ -62,8 +65,11 @@ def set_seed(seed: int) -> None:
 def versions() -> dict:
     import importlib.metadata as md
 
-    out = {"python": platform.python_version()}
-    for pkg in ("adapterxl", "torch", "transformers", "adapters", "peft", "bitsandbytes",
+    from . import __version__
+
+    # adapterxl's own version from the code that runs (installed metadata may be another copy's)
+    out = {"python": platform.python_version(), "adapterxl": __version__}
+    for pkg in ("torch", "transformers", "adapters", "peft", "bitsandbytes",
                 "accelerate", "datasets"):
         try:
             out[pkg] = md.version(pkg)
@@ -80,10 +86,16 @@ def _tasks(cfg: TrainConfig) -> list[Task]:
         raise AdapterxlError(f"a task is named twice in {cfg.task!r}")
     if names == ["mlm"]:
         return [language_task(cfg.language)]
-    if cfg.language or cfg.text or cfg.dataset:
-        raise AdapterxlError("--language, --text and --dataset are for language modules "
+    if cfg.language or cfg.text:
+        raise AdapterxlError("--language and --text are for language modules "
                              "(adapterxl train-language)")
     tasks = [get_task(n) for n in names]
+    if cfg.dataset:
+        if len(tasks) > 1:
+            raise AdapterxlError("--dataset gives one task's data: train one task with it")
+        tasks = [_from_dataset(tasks[0], cfg)]
+    elif cfg.columns or cfg.dev_split:
+        raise AdapterxlError("--columns and --dev-split describe a --dataset ID: give one")
     for task in tasks:
         if get_format(task.format).head is None:
             raise AdapterxlError(
@@ -91,6 +103,31 @@ def _tasks(cfg: TrainConfig) -> list[Task]:
                 f"evaluated from a module's representations (train an intermediate module, "
                 f"then `adapterxl evaluate --task {task.name} --module DIR`)")
     return tasks
+
+
+def _from_dataset(task: Task, cfg: TrainConfig) -> Task:
+    """The task with its data read from the Hub dataset `cfg.dataset` (ID[:CONFIG]) instead of
+    its catalogue sources: `columns` map canonical keys to the dataset's columns (else the
+    task's own mapping), `dev_split` is the split for model selection (else 5% of train)."""
+    from dataclasses import replace
+
+    from .tasks import FIELD_KEYS
+
+    path, _, name = cfg.dataset.partition(":")
+    if not path:
+        raise AdapterxlError(f"--dataset expects ID[:CONFIG], got {cfg.dataset!r}")
+    for key in cfg.columns:
+        if key not in FIELD_KEYS[task.format]:
+            from .errors import unknown
+            raise unknown(f"--columns key for the {task.format} format", key,
+                          FIELD_KEYS[task.format])
+    source = {"path": path, "name": name or None}
+    sources = {"train": {**source, "split": "train"}}
+    if cfg.dev_split:
+        sources["validation"] = {**source, "split": cfg.dev_split}
+    return replace(task, sources=sources, local_only=None,
+                   fields={**task.fields, **cfg.columns} if cfg.columns else task.fields,
+                   converter=None if cfg.columns else task.converter)
 
 
 def _resolve(cfg: TrainConfig):
@@ -200,9 +237,16 @@ class _TaskData:
     dev_features: list = field(default_factory=list)
 
 
-def _load_task(cfg: TrainConfig, task: Task, backbone: Backbone) -> _TaskData:
+def _load_task(cfg: TrainConfig, task: Task, backbone: Backbone,
+               given: tuple | None = None) -> _TaskData:
     fmt = get_format(task.format)
-    if task.format == "mlm":
+    if given is not None:  # canonical rows passed from Python (adapterxl.train(rows=...))
+        train_rows, dev_rows = list(given[0]), list(given[1])
+        if cfg.max_train_examples:
+            train_rows = train_rows[:cfg.max_train_examples]
+        if cfg.max_eval_examples:
+            dev_rows = dev_rows[:cfg.max_eval_examples]
+    elif task.format == "mlm":
         train_rows, dev_rows = language_rows(
             task, text=cfg.text, dataset=cfg.dataset, samples=source_kind(
                 cfg.data, cfg.data_dir) == "samples", seed=cfg.seed,
@@ -229,11 +273,14 @@ def _load_task(cfg: TrainConfig, task: Task, backbone: Backbone) -> _TaskData:
     return _TaskData(task, fmt, labels, train_rows, dev_rows)
 
 
-def train_module(cfg: TrainConfig, progress: bool = True, backbone: Backbone | None = None) -> dict:
+def train_module(cfg: TrainConfig, progress: bool = True, backbone: Backbone | None = None,
+                 rows: dict | None = None) -> dict:
     """Train one module (or fusion) and save it to `cfg.output`. Returns the run's results.
 
     `backbone` (optional) is an already-loaded backbone to use instead of loading `cfg.model`;
-    the modules are injected into it, so pass a fresh one per run.
+    the modules are injected into it, so pass a fresh one per run. `rows` (optional) gives a
+    task's data directly: {task name: (train rows, dev rows)}, canonical rows
+    (adapterxl.train converts a list of records or a datasets.Dataset).
 
     The output is checked before anything loads (it must not be a module this run reads, nor
     an existing module without `overwrite`) and locked while the run writes it
@@ -241,21 +288,21 @@ def train_module(cfg: TrainConfig, progress: bool = True, backbone: Backbone | N
     it (staging directories, temporary files) is removed once the lock is ours."""
     output = check_output(cfg.output, [*cfg.stack, cfg.init_from, *cfg.fuse, cfg.lang_module,
                                        cfg.model], cfg.overwrite)
-    log = print if progress else (lambda *_: None)
     lock = output.with_name(output.name + ".lock")
     # Only the main process writes (data parallelism: torchrun/accelerate set RANK).
     took = (os.environ.get("RANK", "0") == "0"
-            and locks.acquire_output(lock, f"the module {output}", echo=log))
+            and locks.acquire_output(lock, f"the module {output}", echo=logs.logger.info))
     try:
         if took:
-            _io.remove_leftovers(output, log)
-        return _train_module(cfg, progress, backbone)
+            _io.remove_leftovers(output, logs.logger.info)
+        return _train_module(cfg, progress, backbone, rows)
     finally:
         if took:
             locks.release(lock)
 
 
-def _train_module(cfg: TrainConfig, progress: bool, backbone: Backbone | None) -> dict:
+def _train_module(cfg: TrainConfig, progress: bool, backbone: Backbone | None,
+                  rows: dict | None) -> dict:
     from accelerate import Accelerator
     from tqdm.auto import tqdm
     from transformers import get_linear_schedule_with_warmup
@@ -264,6 +311,7 @@ def _train_module(cfg: TrainConfig, progress: bool, backbone: Backbone | None) -
     multi = len(tasks) > 1
     probabilities = task_probabilities({t.name: 1 for t in tasks}, cfg.sampling,
                                        cfg.sampling_temperature)  # validates early
+    tracking.check(cfg.report_to)
     if cfg.checkpoint_every is not None and cfg.checkpoint_every < 0:
         raise AdapterxlError(f"--checkpoint-every must be 0 or more, got {cfg.checkpoint_every}")
     where = checkpoint.directory(cfg.output)
@@ -276,14 +324,13 @@ def _train_module(cfg: TrainConfig, progress: bool, backbone: Backbone | None) -
         # Starting over would silently discard the interrupted run's work.
         raise AdapterxlError(f"an interrupted run left a checkpoint in {where}: pass --resume "
                              f"to continue it, or delete that directory to start over")
-    log = tqdm.write if progress else (lambda *_: None)
-    for warning in warnings:
-        log(f"warning: {warning}")
+    log = logs.logger.info
     set_seed(cfg.seed)
     backbone = backbone or load_backbone(cfg.model, cfg.precision, cfg.quantize,
                                          trust_remote_code=cfg.trust_remote_code,
                                          allow_pickle=cfg.allow_pickle)
-    data = {t.name: _load_task(cfg, t, backbone) for t in tasks}
+    rows = rows or {}
+    data = {t.name: _load_task(cfg, t, backbone, rows.get(t.name)) for t in tasks}
     probabilities = task_probabilities({n: len(d.train_rows) for n, d in data.items()},
                                        cfg.sampling, cfg.sampling_temperature)
     # Again: loading may or may not have drawn random numbers (a builtin backbone is
@@ -294,6 +341,9 @@ def _train_module(cfg: TrainConfig, progress: bool, backbone: Backbone | None) -
                             backbone.pooling) for n, d in data.items()}
     model, top = assemble(backbone, lower, method=cfg.method, config=cfg.method_config,
                           init_from=init_from, fuse=fuse, heads=heads, force=cfg.force)
+    # Once the inputs are known to be usable: a run that fails on them says only why.
+    for warning in warnings:
+        logs.warn(warning)
     if cfg.module_dtype == "bf16":
         if backbone.precision != "bf16":
             raise AdapterxlError(f"--module-dtype bf16 needs --precision bf16 (bf16 autocast); "
@@ -302,7 +352,8 @@ def _train_module(cfg: TrainConfig, progress: bool, backbone: Backbone | None) -
     if cfg.gradient_checkpointing:
         model.gradient_checkpointing()
 
-    accelerator = Accelerator(device_placement=False, cpu=backbone.device.type == "cpu")
+    accelerator = Accelerator(device_placement=False, cpu=backbone.device.type == "cpu",
+                              **tracking.accelerator_kwargs(cfg))
     processes = accelerator.num_processes
     tok = backbone.tokenizer
     for name, d in data.items():
@@ -407,10 +458,14 @@ def _train_module(cfg: TrainConfig, progress: bool, backbone: Backbone | None) -
             "config_hash": checkpoint.config_hash(config),
             "resume": "rerun the same command with --resume"})
 
+    tracker = tracking.Tracker(accelerator, cfg, {**config, **{f"hp/{k}": v
+                                                               for k, v in hp.items()}})
     bar = tqdm(total=total, initial=step, desc=f"train {cfg.task}", unit="step",
                dynamic_ncols=True,
-               disable=None if (progress and accelerator.is_main_process) else True)
+               disable=None if (progress and accelerator.is_main_process
+                                and logs.progress_enabled()) else True)
     start = time.perf_counter()
+    tokens_at, step_started = tokens, start
     model.train()
     # g: the micro-batch's index in the run's stream, over all processes. A process's k-th
     # micro-batch is its (k // accum)-th optimizer step's (k % accum)-th.
@@ -461,44 +516,74 @@ def _train_module(cfg: TrainConfig, progress: bool, backbone: Backbone | None) -
 
     # g: the micro-batch's index in the run's stream, over all processes. A process's k-th
     # micro-batch is its (k // accum)-th optimizer step's (k % accum)-th.
-    # Resumed from the final checkpoint (killed before it was removed): save, train no more.
-    for g, name, batch in stream.stream(position) if step < total else ():
-        last = ((g - accelerator.process_index) // processes + 1) % accum == 0
-        masking = batch.pop(MASKING_STATE, masking)
-        pending.append((name, batch))
-        tokens += int(batch["attention_mask"].sum())
-        seen += len(batch["labels"])
-        if not last:
-            continue
-        loss_value = backward_step()
-        pending = []
-        accelerator.clip_grad_norm_(params, 1.0)
-        optimizer.step()
-        scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
-        step += 1
-        running = loss_value if running is None else 0.9 * running + 0.1 * loss_value
-        bar.update(1)
-        bar.set_postfix(loss=f"{running:.4f}", best=f"{max(best['metric'], 0):.3f}")
-        if step in eval_at:
-            # Every process evaluates: the weights are the same, so are the numbers and the
-            # choice of the best step; no process waits on another.
-            values, metric = _evaluate_dev(core, data, tok, cfg.seed)
-            history.append({"step": step, "loss": running, **values})
-            if best["state"] is None or metric > best["metric"]:  # NaN never wins
-                best = {"metric": metric, "step": step, "state": _snapshot(core, top),
-                        "values": values}
-            model.train()
-        # Only here, at an optimizer-step boundary: no gradients are half accumulated.
-        if step in eval_at or (every and step % every == 0):
-            if accelerator.is_main_process:
-                # Every process has now trained on every micro-batch of the stream before
-                # this position.
-                save_checkpoint(g - accelerator.process_index + processes)
-            last_checkpoint = step
-        if step >= total:
-            break
+    def resume_hint() -> str:
+        if last_checkpoint is None:
+            return "no checkpoint was written yet: rerun the same command to start over"
+        return (f"the last checkpoint (step {last_checkpoint}/{total}) is in {where}: rerun "
+                f"the same command with --resume to continue")
+
+    with preemption.StopRequest(lambda: f"interrupted at step {step}/{total}; "
+                                        f"{resume_hint()}") as stop:
+        # Resumed from the final checkpoint (killed before it was removed): save, train no more.
+        for g, name, batch in stream.stream(position) if step < total else ():
+            last = ((g - accelerator.process_index) // processes + 1) % accum == 0
+            masking = batch.pop(MASKING_STATE, masking)
+            pending.append((name, batch))
+            tokens += int(batch["attention_mask"].sum())
+            seen += len(batch["labels"])
+            if not last:
+                continue
+            loss_value = backward_step()
+            pending = []
+            grad_norm = accelerator.clip_grad_norm_(params, 1.0)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            step += 1
+            now = time.perf_counter()
+            tracker.step(step, loss_value, scheduler.get_last_lr()[0], grad_norm,
+                         tokens - tokens_at, now - step_started)
+            tokens_at, step_started = tokens, now
+            running = loss_value if running is None else 0.9 * running + 0.1 * loss_value
+            bar.update(1)
+            bar.set_postfix(loss=f"{running:.4f}", best=f"{max(best['metric'], 0):.3f}")
+            if step in eval_at:
+                # Every process evaluates: the weights are the same, so are the numbers and the
+                # choice of the best step; no process waits on another.
+                values, metric = _evaluate_dev(core, data, tok, cfg.seed)
+                tracker.evaluation(step, values, metric)
+                history.append({"step": step, "loss": running, **values})
+                if best["state"] is None or metric > best["metric"]:  # NaN never wins
+                    best = {"metric": metric, "step": step, "state": _snapshot(core, top),
+                            "values": values}
+                model.train()
+            # Only here, at an optimizer-step boundary: no gradients are half accumulated.
+            if step in eval_at or (every and step % every == 0):
+                if accelerator.is_main_process:
+                    # Every process has now trained on every micro-batch of the stream before
+                    # this position.
+                    save_checkpoint(g - accelerator.process_index + processes)
+                last_checkpoint = step
+            if step >= total:
+                break
+            # Asked to stop (preemption, time limit, Ctrl-C): here, at a step boundary, with a
+            # checkpoint of exactly this step.
+            signum = stop.signum or 0
+            if processes > 1:  # all stop at the same step, or none
+                signum = int(accelerator.reduce(torch.tensor(
+                    float(signum), device=accelerator.device), "max"))
+            if signum:
+                if last_checkpoint != step and accelerator.is_main_process:
+                    save_checkpoint(g - accelerator.process_index + processes)
+                last_checkpoint = step
+                bar.close()
+                tracker.end()
+                raise preemption.Stopped(
+                    f"stopped by {signal.Signals(signum).name} at step {step}/{total}: "
+                    f"checkpoint saved in {where}; rerun the same command with --resume to "
+                    f"continue", signum)
     bar.close()
+    tracker.end()
     seconds = elapsed + time.perf_counter() - start
     if processes > 1:  # counted per process
         tokens, seen = (int(x) for x in accelerator.reduce(
@@ -524,7 +609,7 @@ def _train_module(cfg: TrainConfig, progress: bool, backbone: Backbone | None) -
     if saved is not None:
         result["resumed_from_step"] = saved["step"]
     if accelerator.is_main_process:
-        manifest = _manifest(cfg, data, core, top, hp, init_from, result)
+        manifest = _manifest(cfg, data, core, top, hp, init_from, result, rows)
         module = save_module(cfg.output, manifest, core.module_state(top), core.head_state(),
                              lower, fused=fuse)
         result["module"] = str(module.path)
@@ -635,7 +720,9 @@ def _restore(model, top, state) -> None:
     model.load_head_state(state["head"])
 
 
-def _data_source(cfg, task) -> dict:
+def _data_source(cfg, task, given: tuple | None = None) -> dict:
+    if given is not None:
+        return {"source": "rows", "train": len(given[0]), "validation": len(given[1])}
     if task.format == "mlm":
         return {"source": "text", "text": str(Path(cfg.text).resolve()) if cfg.text else None,
                 "dataset": cfg.dataset,
@@ -643,8 +730,9 @@ def _data_source(cfg, task) -> dict:
                 "validation": "5% of the lines held out (at most 2000)"}
     data = {"source": source_kind(cfg.data, cfg.data_dir)}
     if data["source"] == "hf":
-        data["train"] = hub_spec(task, "train", task.train_language)["sources"]
-        data["validation"] = (hub_spec(task, "validation", task.train_language)["sources"]
+        # with the commit each source resolved to ("unpinned" when that cannot be known)
+        data["train"] = provenance(task, "train", task.train_language)
+        data["validation"] = (provenance(task, "validation", task.train_language)
                               if "validation" in task.sources else
                               "5% of train held out (the Hub has no English dev set)")
     elif data["source"] == "local":
@@ -652,7 +740,9 @@ def _data_source(cfg, task) -> dict:
     return data
 
 
-def _manifest(cfg, data: dict[str, _TaskData], model, top, hp, init_from, result) -> dict:
+def _manifest(cfg, data: dict[str, _TaskData], model, top, hp, init_from, result,
+              rows: dict | None = None) -> dict:
+    rows = rows or {}
     names = list(data)
     first = data[names[0]]
     language = first.task.format == "mlm"
@@ -681,12 +771,15 @@ def _manifest(cfg, data: dict[str, _TaskData], model, top, hp, init_from, result
             "name": init_from.name, "task": init_from.manifest["task"],
             "path": str(init_from.path.resolve()),
             "sha256": init_from.manifest.get("files", {}).get("module.safetensors")},
-        "data": _data_source(cfg, first.task),
+        "data": _data_source(cfg, first.task, rows.get(first.task.name)),
         "hyperparameters": {**{k: v for k, v in asdict(cfg).items()
                                if k not in ("task", "output", "model", "stack", "init_from",
                                             "fuse", "lang_module", "data", "data_dir", "force",
                                             "resume", "checkpoint_every", "text", "dataset",
-                                            "language", "overwrite")}, **hp},
+                                            "columns", "dev_split", "overwrite",
+                                            "allow_pickle", "report_to", "logging_steps",
+                                            "tracking_dir", "tracking_project",
+                                            "language")}, **hp},
         "seed": cfg.seed,
         "metrics": {"dev": ({first.task.metric: result["dev"], **dev} if len(names) == 1
                             else {"mean": result["dev"], **dev}),
@@ -699,6 +792,19 @@ def _manifest(cfg, data: dict[str, _TaskData], model, top, hp, init_from, result
         manifest["heads"] = {n: model.head_configs[n] for n in names}
         manifest["task_labels"] = {n: list(d.labels) for n, d in data.items()}
         manifest["formats"] = {n: d.task.format for n, d in data.items()}
-        manifest["data"] = {n: _data_source(cfg, d.task) for n, d in data.items()}
+        manifest["data"] = {n: _data_source(cfg, d.task, rows.get(n)) for n, d in data.items()}
         manifest["sampling"] = result["sampling"]
     return manifest
+
+
+class _CallableModule(types.ModuleType):
+    """`adapterxl.train(...)` is the notebook API's train(), but importing this submodule binds
+    the name `train` on the package to the module; so the module itself calls api.train."""
+
+    def __call__(self, *args, **kwargs):
+        from .api import train
+
+        return train(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule

@@ -8,6 +8,8 @@ go through data/convert.py, the same path as local files and the bundled samples
 """
 from __future__ import annotations
 
+import functools
+
 from ..errors import AdapterxlError, unknown
 from ..tasks import Task, check_split
 from .convert import convert, convert_corpus, target_of
@@ -63,13 +65,57 @@ def hub_spec(task: Task, split: str, lang: str) -> dict:
             "sources": _resolve(task, split, lang)}
 
 
+def is_commit(revision) -> bool:
+    """A full 40-hex commit id: the only revision that pins a dataset's content."""
+    return isinstance(revision, str) and len(revision) == 40 and all(
+        c in "0123456789abcdef" for c in revision.lower())
+
+
+@functools.lru_cache(maxsize=None)
+def resolve_commit(path: str, revision: str | None) -> str | None:
+    """The commit a dataset revision (a branch, e.g. main or refs/convert/parquet) points to
+    now, asked of the Hub; None when that cannot be known (offline, unreachable, no access)."""
+    if is_commit(revision):
+        return revision
+    from ..connectivity import hub_unreachable, offline_mode
+
+    if offline_mode() or hub_unreachable():
+        return None
+    try:
+        import huggingface_hub
+
+        return huggingface_hub.HfApi().dataset_info(path, revision=revision, timeout=10).sha
+    except Exception:  # noqa: BLE001 - provenance is best effort; recorded as unpinned
+        return None
+
+
+def provenance(task: Task, split: str, lang: str) -> list[dict]:
+    """Each Hub source of one split in one language: {path, name, split, revision (as the
+    catalogue gives it; None is the default branch), commit (the 40-hex commit it resolves to,
+    or "unpinned" when it cannot be known), pinned (whether the catalogue fixes the commit)}."""
+    out = []
+    for spec in _resolve(task, split, lang):
+        revision = spec.get("revision")
+        out.append({"path": spec["path"], "name": spec.get("name"), "split": spec["split"],
+                    "revision": revision,
+                    "commit": resolve_commit(spec["path"], revision) or "unpinned",
+                    "pinned": is_commit(revision)})
+    return out
+
+
 def _where(spec: dict) -> str:
     name = spec.get("name")
     return f"{spec['path']}" + (f" ({name})" if name else "") + f" {spec['split']}"
 
 
 def _load(datasets, spec: dict, where: str):
+    from ..connectivity import hub_unreachable, unreachable_hint
+
     kwargs = {"revision": spec["revision"]} if spec.get("revision") else {}
+    why = hub_unreachable()
+    if why:
+        raise AdapterxlError(f"cannot fetch dataset {where}: {unreachable_hint(why)}; "
+                             f"{OFFLINE_HINT}")
     try:
         return datasets.load_dataset(spec["path"], spec.get("name"), split=spec["split"],
                                      **kwargs)

@@ -3,6 +3,7 @@ language, and its lines from a file, a Hub dataset or the bundled sample text.""
 from __future__ import annotations
 
 import random
+from pathlib import Path
 
 from ..errors import AdapterxlError
 from ..tasks import Task
@@ -61,7 +62,12 @@ def language_rows(task: Task, text: str | None = None, dataset: str | None = Non
 def _dataset_text(spec: str, limit: int | None) -> list[dict]:
     import datasets
 
+    from ..connectivity import hub_unreachable, unreachable_hint
+
     path, _, name = spec.partition(":")
+    why = None if Path(path).exists() else hub_unreachable()
+    if why:
+        raise AdapterxlError(f"cannot load text dataset {spec!r}: {unreachable_hint(why)}")
     try:
         data = datasets.load_dataset(path, name or None, split="train", streaming=True)
     except Exception as e:  # offline, unknown id, missing config: the library's first line

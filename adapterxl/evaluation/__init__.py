@@ -65,18 +65,45 @@ def language_swap(net, module, lang_modules: str | None):
     return use
 
 
-def evaluate(task: str, module: str, languages="all", data: str = "hf", data_dir=None,
+def default_source(mod, task: str) -> tuple[str, str | None]:
+    """(data, data_dir) a module is evaluated on when none is given: where its own training
+    data came from. Bundled samples exist for every task; a local folder only holds the
+    module's own task; anything else is read from the Hub."""
+    data = mod.manifest.get("data") or {}
+    if isinstance(data, dict) and "source" not in data:  # multi-task: one entry per task
+        data = data.get(task) or next(iter(data.values()), {})
+    source = data.get("source") if isinstance(data, dict) else None
+    if source == "samples":
+        return "samples", None
+    if source == "local" and task in (mod.manifest.get("tasks") or [mod.manifest["task"]]) \
+            and data.get("dir") and Path(data["dir"]).is_dir():
+        return "hf", data["dir"]
+    return "hf", None
+
+
+def evaluate(task: str, module: str, languages="all", data: str | None = None, data_dir=None,
              split: str = "test", output: str | None = None, model: str | None = None,
              precision: str | None = None, quantize: str = "none", batch_size: int = 64,
              max_length: int | None = None, max_examples: int | None = None,
              force: bool = False, predictions_dir: str | None = None, layer: int | None = None,
              suite: str | None = None, lang_modules: str | None = None,
-             trust_remote_code: bool = False, allow_pickle: bool = False) -> dict:
+             trust_remote_code: bool = False, allow_pickle: bool = False,
+             bootstrap: int = 1000) -> dict:
     """Evaluate `module` on `task` in each language (`languages`: "all", a comma list, or the
     languages of `suite`). Returns per-language metric values, their averages and the task's
     score; writes results.json under `output` (default <module>/eval) and the predictions
     under `predictions_dir` (default: the same folder). With `lang_modules`, the module's
-    language module is swapped for DIR/lang-<code> in each language that has one."""
+    language module is swapped for DIR/lang-<code> in each language that has one.
+
+    The results are self-describing: package versions, the full configuration (these arguments
+    and the module's training settings), the data read (Hub ids, configs, splits and the
+    commits they resolved to, or the local folder), the date, the runtime and a percentile
+    bootstrap 95% interval of the task score per language and for the average (`bootstrap`
+    resamples; 0 turns it off)."""
+    import datetime
+
+    from ..train import versions
+    from . import bootstrap as boot
     from ..backbone import load_backbone
     from ..data.sources import available_languages, load_split
     from ..formats import get_format, predict
@@ -88,7 +115,16 @@ def evaluate(task: str, module: str, languages="all", data: str = "hf", data_dir
     task_ = get_task(task)
     fmt = get_format(task_.format)
     check_split(split)
+    config = {"task": task, "module": str(module), "languages": languages, "data": data,
+              "data_dir": None if data_dir is None else str(data_dir), "split": split,
+              "model": model, "precision": precision, "quantize": quantize,
+              "batch_size": batch_size, "max_length": max_length, "max_examples": max_examples,
+              "force": force, "layer": layer, "suite": suite, "lang_modules": lang_modules,
+              "bootstrap": bootstrap}
     mod = open_module(module)
+    if data is None and data_dir is None:
+        data, data_dir = default_source(mod, task)
+    data = data or "hf"
     head = check_predictable(mod, task_)
     wanted = task_.resolve_languages(languages, suite=suite)
     have = set(available_languages(task_, split, data, data_dir))
@@ -110,11 +146,13 @@ def evaluate(task: str, module: str, languages="all", data: str = "hf", data_dir
         if layer is None:
             layer = task_.hyperparameters.get("layer") or default_layer(net.num_layers)
 
-    per_language, counts, extra = {}, {}, {}
+    per_language, counts, extra, samples, sources = {}, {}, {}, {}, {}
+    started = datetime.datetime.now(datetime.timezone.utc)
     start = time.perf_counter()
     for lang in langs:
         rows = load_split(task_, split, lang, data=data, data_dir=data_dir,
                           max_examples=max_examples)
+        sources[lang] = _sources(task_, split, lang, data, data_dir)
         if swap is not None:
             used[lang] = swap(lang)
         if fmt.head is None:
@@ -127,12 +165,16 @@ def evaluate(task: str, module: str, languages="all", data: str = "hf", data_dir
             counts[lang] = len(rows["queries"])
         else:
             features = fmt.encode(rows, backbone.tokenizer, max_length, False, task_)
-            outputs = predict(net, features, backbone.tokenizer, batch_size)
+            outputs = predict(net, features, backbone.tokenizer, batch_size,
+                              desc=f"evaluate {task} {lang}")
             preds = fmt.decode(outputs, features, rows, labels, task_)
             counts[lang] = len(rows)
             # Hidden test labels: predict-only, the submission file is still written.
             values = (fmt.score(task_.metric, preds, rows, labels, lang)
                       if all(fmt.labeled(r) for r in rows) else None)
+            if values is not None:
+                samples[lang] = boot.resampled_scores(task_.format, fmt, task_.metric, preds,
+                                                      rows, labels, lang, resamples=bootstrap)
         fmt.write(preds, rows, labels, pred_dir / task / f"{split}-{lang}.{fmt.extension}")
         if values is not None:
             per_language[lang] = values
@@ -144,8 +186,23 @@ def evaluate(task: str, module: str, languages="all", data: str = "hf", data_dir
         "per_language": per_language, "average": average or None,
         "score": metrics.task_score(task_.metric, average) if average else None,
         "examples": counts, "skipped_languages": skipped,
+        "data": {"source": "local", "dir": str(data_dir)} if data_dir else {"source": data},
         "seconds": round(time.perf_counter() - start, 2),
         "predictions": str(pred_dir / task),
+        "date": started.isoformat(timespec="seconds"),
+        "ci95": None if not bootstrap or task_.format == "retrieval" else {
+            "of": "task score (metrics.task_score: QA (EM+F1)/2)",
+            "method": f"percentile bootstrap, {bootstrap} resamples of the examples "
+                      f"(sentences for tagging), seed {boot.SEED}",
+            "per_language": {lang: boot.interval(samples.get(lang)) for lang in per_language},
+            "average": boot.average_interval({lang: samples.get(lang)
+                                              for lang in per_language})},
+        "datasets": sources,
+        "config": config,
+        "module_config": {k: mod.manifest.get(k) for k in (
+            "name", "task", "method", "backbone", "hyperparameters", "seed", "data",
+            "created") if k in mod.manifest} | {"stack": [m.name for m in mod.chain()]},
+        "versions": versions(),
     }
     if used:
         result["language_modules"] = used
@@ -158,7 +215,22 @@ def evaluate(task: str, module: str, languages="all", data: str = "hf", data_dir
     return result
 
 
-def evaluate_suite(suite: str, modules: dict[str, str], data: str = "hf", data_dir=None,
+def _sources(task, split: str, lang: str, data: str, data_dir) -> dict:
+    """Where one language's examples came from, for results files."""
+    from ..data.hub import provenance
+    from ..data.sources import source_kind
+
+    kind = source_kind(data, data_dir)
+    if kind == "hf":
+        return {"source": "hf", "hub": provenance(task, split, lang)}
+    if kind == "local":
+        return {"source": "local", "dir": str(Path(data_dir).resolve())}
+    from .. import __version__
+
+    return {"source": "samples", "adapterxl": __version__}
+
+
+def evaluate_suite(suite: str, modules: dict[str, str], data: str | None = None, data_dir=None,
                    split: str = "test", output: str = "runs/eval", progress=print,
                    **options) -> dict:
     """Every task of `suite` (xtreme, xtreme-r) in the suite's languages. `modules` maps a task
@@ -218,6 +290,13 @@ def format_table(result: dict) -> str:
     row = "| " + " | ".join([result["task"]] + [_cell(metric, per[lang]) for lang in langs]
                             + [_cell(metric, result["average"])]) + " |"
     lines = [head, rule, row]
+    ci = (result.get("ci95") or {})
+    if ci.get("per_language") and any(ci["per_language"].values()):
+        def span(v):
+            return "-" if not v else f"{100 * v[0]:.1f}–{100 * v[1]:.1f}"
+        lines.append("| 95% CI | " + " | ".join(span(ci["per_language"].get(lang))
+                                                for lang in langs)
+                     + f" | {span(ci.get('average'))} |")
     if result.get("language_modules"):
         used = result["language_modules"]
         lines.insert(2 + 1, "| language module | " + " | ".join(used.get(lang, "-")

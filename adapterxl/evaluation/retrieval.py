@@ -211,8 +211,9 @@ def _knn_faiss(q: torch.Tensor, c: torch.Tensor, k: int, block_size: int):
 def _knn_prepared(q, c, k, block_size, use_faiss):
     if use_faiss:
         if faiss is None:
-            warnings.warn("use_faiss=True but faiss is not installed; using the exact torch "
-                          "search", RuntimeWarning, stacklevel=3)
+            warnings.warn("use_faiss=True but faiss is not installed (pip install "
+                          "'adapterxl[faiss]'); using the exact torch search", RuntimeWarning,
+                          stacklevel=3)
         else:
             return _knn_faiss(q, c, k, block_size)
     return _knn_torch(q, c, k, block_size)

@@ -288,13 +288,17 @@ MEASURES = ("typological", "syntactic", "phonological", "inventory", "genetic")
 
 
 def _uriel_dir() -> Path:
-    import importlib.util
+    import importlib.metadata
 
-    spec = importlib.util.find_spec("lang2vec")
-    if spec is None or not spec.submodule_search_locations:
+    # Located through the installed distribution, not find_spec("lang2vec"): lang2vec also
+    # installs a script bin/lang2vec.py, and under a console script sys.path[0] is bin/, so an
+    # import lookup finds that script instead of the package.
+    try:
+        dist = importlib.metadata.distribution("lang2vec")
+    except importlib.metadata.PackageNotFoundError:
         raise AdapterxlError("typology needs the URIEL data bundled with the lang2vec package, "
-                             "which is not installed (pip install lang2vec==1.1.2)")
-    data = Path(next(iter(spec.submodule_search_locations))) / "data"
+                             "which is not installed (pip install 'adapterxl[typology]')") from None
+    data = Path(dist.locate_file("lang2vec")) / "data"
     needed = ("feature_predictions.npz", "family_features.npz", "letter_codes.json")
     missing = [f for f in needed if not (data / f).is_file()]
     if missing:

@@ -25,7 +25,6 @@ from pathlib import Path
 
 from .. import _io
 from .. import lock as locks
-from ..errors import AdapterxlError
 
 
 def default_root() -> Path:

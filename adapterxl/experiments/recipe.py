@@ -40,7 +40,11 @@ EVAL_KEYS = {"languages": (str, list), "suite": str, "split": str, "max_examples
              "max_length": int, "batch_size": int}
 GRID_KEYS = ("backbones", "intermediates", "compositions", "targets", "methods", "seeds")
 TOP_KEYS = ("name", "description", "notes", "model", "data", "data_dirs", "variants", "groups",
-            "grid", "train", "train_intermediate", "train_target", "evaluate", "cache")
+            "grid", "train", "train_intermediate", "train_target", "evaluate", "cache",
+            "tracking")
+# `tracking: tensorboard` or `tracking: {report_to: tensorboard, logging_steps: 10}`: every
+# module a run trains logs to <run dir>/tracking/<recipe name>/<module>.
+TRACKING_KEYS = {"report_to": str, "logging_steps": int}
 VARIANT_KEYS = ("task", "data_dir", "requires")
 BACKBONE_KEYS = ("model", "name", "quantize", "precision")
 
@@ -103,6 +107,7 @@ class Recipe:
     evaluate: EvalSettings = field(default_factory=EvalSettings)
     cache: str | None = None
     description: str = ""
+    tracking: dict = field(default_factory=dict)
 
     @property
     def hash(self) -> str:
@@ -252,11 +257,34 @@ def _set(node, parts, value, key, source) -> None:
 
 # --- the schema ------------------------------------------------------------------------------
 
+# The recipes shipped with the package (a clone's top-level recipes/ points here).
+BUNDLED = Path(__file__).resolve().parent.parent / "recipes"
+
+
+def bundled_recipes() -> list[str]:
+    return sorted(p.stem for p in BUNDLED.glob("*.yaml"))
+
+
+def find_recipe(recipe) -> Path:
+    """A recipe file: a path, or the name of a shipped recipe (`stilts-xtreme`), so that
+    `adapterxl run stilts-xtreme` works from an installed package outside a clone."""
+    path = Path(recipe)
+    if path.is_file():
+        return path
+    name = str(recipe)
+    if path.suffix == "" and "/" not in name and (BUNDLED / f"{name}.yaml").is_file():
+        return BUNDLED / f"{name}.yaml"
+    import difflib
+
+    close = difflib.get_close_matches(path.stem, bundled_recipes(), n=1, cutoff=0.6)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    raise AdapterxlError(f"recipe {name!r} does not exist{hint}: give a recipe file or the "
+                         f"name of a shipped one ({', '.join(bundled_recipes())})")
+
+
 def load_recipe(path, overrides=()) -> Recipe:
-    """Read, override and validate a recipe file."""
-    path = Path(path)
-    if not path.is_file():
-        raise AdapterxlError(f"recipe {str(path)!r} does not exist")
+    """Read, override and validate a recipe file (a path or a shipped recipe's name)."""
+    path = find_recipe(path)
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as e:
@@ -400,13 +428,27 @@ def _validate(raw: dict, w: _Where, text: str, overrides: tuple, default_name: s
                               _unknown("intermediate (not in the grid)", m, every))
     cache = raw.get("cache")
     _typed(w, "cache", cache, str)
+    tracking = raw.get("tracking") or {}
+    if isinstance(tracking, str):
+        tracking = {"report_to": tracking}
+    if not isinstance(tracking, dict):
+        raise w.error("tracking", "expects a tracker name or a mapping (report_to, "
+                                  "logging_steps)")
+    _check_keys(w, "tracking", tracking, tuple(TRACKING_KEYS))
+    for key, kind in TRACKING_KEYS.items():
+        _typed(w, f"tracking.{key}", tracking.get(key), kind)
+    from ..tracking import REPORT_TO
+
+    if tracking.get("report_to", "none") not in REPORT_TO:
+        raise w.error("tracking.report_to", _unknown("tracker", tracking["report_to"],
+                                                     REPORT_TO))
     description = raw.get("description") or ""
     return Recipe(name=name, source=w.source, text=text, overrides=overrides, raw=raw,
                   grids=tuple(grids), data=data, data_dirs=data_dirs, variants=variants,
                   groups={k: list(v) if isinstance(v, list) else [v] for k, v in groups.items()},
                   train=train["train"], train_intermediate=train["train_intermediate"],
                   train_target=train["train_target"], evaluate=evaluate, cache=cache,
-                  description=str(description).strip())
+                  description=str(description).strip(), tracking=tracking)
 
 
 def parse_intermediate(expr: str) -> list[list[str]]:

@@ -252,13 +252,15 @@ def cost_table(store: dict) -> str:
                      "–" if sec is None else f"{sec / 3600:.4f}",
                      "–" if c.get("tokens") is None else f"{c['tokens']:,}",
                      "–" if c.get("parameters") is None else f"{c['parameters']:,}",
-                     "–" if mem is None else f"{mem / 2**20:.0f}"])
+                     "–" if mem is None else f"{mem / 2**20:.0f}",
+                     "–" if c.get("finished") is None else _date(c["finished"])])
         total["seconds"] += sec or 0
         total["tokens"] += c.get("tokens") or 0
     lines = _table(["cell", "backbone", "method", "intermediate", "target", "seed", "status",
-                    "device s", "GPU-h", "tokens", "trainable params", "peak MiB"], rows)
+                    "device s", "GPU-h", "tokens", "trainable params", "peak MiB", "finished"],
+                   rows)
     lines.append(f"| **total** | | | | | | | {total['seconds']:.1f} | "
-                 f"{total['seconds'] / 3600:.4f} | {int(total['tokens']):,} | | |")
+                 f"{total['seconds'] / 3600:.4f} | {int(total['tokens']):,} | | | |")
     mods = store.get("modules") or []
     if mods:
         reused = sum(1 for m in mods if m.get("reused"))
@@ -443,10 +445,77 @@ def plot_order_effects(rows: list[dict], path: Path) -> str:
 
 # ----------------------------------------------------------------------------- the report
 
-def build_report(run_dir, output=None, target: str | None = None) -> dict:
+def _date(value) -> str:
+    """A store timestamp (seconds since the epoch, as a number or text) as a UTC date."""
+    import datetime
+
+    try:
+        return datetime.datetime.fromtimestamp(float(value), datetime.timezone.utc).strftime(
+            "%Y-%m-%d %H:%M:%S UTC")
+    except (TypeError, ValueError, OverflowError):
+        return "?" if value in (None, "") else str(value)
+
+
+def markdown_tables(md: list[str]) -> dict[str, dict]:
+    """{title: {"columns": [...], "rows": [[...], ...]}} of the tables in report lines, each
+    named after the heading above it (numbered when a heading holds several)."""
+    md = "\n".join(md).splitlines()  # some entries are whole tables
+    tables, title, i = {}, "report", 0
+    while i < len(md):
+        line = md[i]
+        if line.startswith("#"):
+            title = line.lstrip("#").strip()
+        if line.startswith("| ") and i + 1 < len(md) and md[i + 1].startswith("|---"):
+            columns = [c.strip() for c in line.strip().strip("|").split("|")]
+            rows, i = [], i + 2
+            while i < len(md) and md[i].startswith("|"):
+                rows.append([c.strip() for c in md[i].strip().strip("|").split("|")])
+                i += 1
+            name, n = title, 2
+            while name in tables:
+                name, n = f"{title} ({n})", n + 1
+            tables[name] = {"columns": columns, "rows": rows}
+            continue
+        i += 1
+    return tables
+
+
+def _export(out: Path, md: list[str], export, payload: dict) -> list[str]:
+    import csv
+    import io
+
+    written = []
+    tables = markdown_tables(md)
+    if "csv" in export:
+        for name, table in tables.items():
+            buf = io.StringIO()
+            writer = csv.writer(buf)
+            writer.writerow(table["columns"])
+            writer.writerows(table["rows"])
+            path = out / "tables" / f"{_slug(name)}.csv"
+            _io.write_text(path, buf.getvalue())
+            written.append(str(path))
+    if "json" in export:
+        path = out / "report.json"
+        _io.write_json(path, {**payload, "tables": tables})
+        written.append(str(path))
+    return written
+
+
+EXPORTS = ("csv", "json")
+
+
+def build_report(run_dir, output=None, target: str | None = None, export=()) -> dict:
     """Write `<output>/report.md` (default `<run_dir>/report/`) and its PNG figures; return
-    {"report", "figures", "tables", "gains", "suites", "order_effects", "notes"}. `target`
-    picks the per-language bar chart's task (default: the target with the most cells)."""
+    {"report", "figures", "tables", "gains", "suites", "order_effects", "notes", "exported"}.
+    `target` picks the per-language bar chart's task (default: the target with the most
+    cells). `export` ("csv", "json") also writes every table as `tables/<name>.csv` and/or
+    `report.json` (the tables, the gains, suite scores, order effects and cells, with numbers
+    unrounded and dates as dates)."""
+    for fmt in export:
+        if fmt not in EXPORTS:
+            from ..errors import unknown
+            raise unknown("export format", fmt, EXPORTS)
     store = load_run(run_dir)
     out = Path(output) if output else Path(run_dir) / "report"
     out.mkdir(parents=True, exist_ok=True)
@@ -467,7 +536,7 @@ def build_report(run_dir, output=None, target: str | None = None) -> dict:
     info = store["run"]
     md += [f"- run: `{Path(run_dir).resolve()}`",
            f"- recipe hash: `{info.get('recipe_hash', '?')}`, git commit: "
-           f"`{info.get('git_commit', '?')}`, created: {info.get('created', '?')}"]
+           f"`{info.get('git_commit', '?')}`, created: {_date(info.get('created'))}"]
     status: dict = defaultdict(int)
     for c in cells:
         status[c["status"]] += 1
@@ -570,5 +639,10 @@ def build_report(run_dir, output=None, target: str | None = None) -> dict:
         md += ["## Notes", ""] + [f"- {n}" for n in notes] + [""]
     report = out / "report.md"
     _io.write_text(report, "\n".join(md))
+    dated = [{**c, "started": c.get("started") and _date(c["started"]),
+              "finished": c.get("finished") and _date(c["finished"])} for c in cells]
+    exported = _export(out, md, export, {
+        "run": {**info, "created": _date(info.get("created"))}, "cells": dated,
+        "gains": gain_rows, "suites": suites, "order_effects": orders, "notes": notes})
     return {"report": str(report), "figures": figures, "tables": tables, "gains": gain_rows,
-            "suites": suites, "order_effects": orders, "notes": notes}
+            "suites": suites, "order_effects": orders, "notes": notes, "exported": exported}

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from ..errors import AdapterxlError
 from ..evaluation import evaluate
+from ..preemption import Stopped
 from ..train import TrainConfig, train_module
 from . import grid as grid_
 from .cache import ModuleCache
@@ -149,10 +150,7 @@ def git_commit(start: Path) -> str | None:
 def _resolve_recipe(recipe, overrides) -> Recipe:
     if isinstance(recipe, Recipe):
         return recipe
-    path = Path(recipe)
-    if not path.exists() and path.suffix == "" and (Path("recipes") / f"{recipe}.yaml").exists():
-        path = Path("recipes") / f"{recipe}.yaml"
-    return load_recipe(path, overrides)
+    return load_recipe(recipe, overrides)
 
 
 def run_recipe(recipe, overrides=(), run_dir=None, dry_run: bool = False,
@@ -358,12 +356,17 @@ def _run(recipe: Recipe, cells, selected, run_dir: Path, cache: ModuleCache, par
 
 
 def _train_config(recipe: Recipe, spec: grid_.ModuleSpec, path: Path, resume: bool,
-                  paths: dict) -> TrainConfig:
+                  paths: dict, run_dir: Path | None = None) -> TrainConfig:
     settings = recipe.settings(spec.role)
     allowed = {f.name for f in fields(TrainConfig)}
     kw = {k: v for k, v in settings.items() if k in allowed}
     if spec.backbone.precision:
         kw["precision"] = spec.backbone.precision
+    if recipe.tracking.get("report_to", "none") != "none" and run_dir is not None:
+        # Tracking is not part of the module's cache key: it changes nothing it computes.
+        kw.update(report_to=recipe.tracking["report_to"],
+                  logging_steps=recipe.tracking.get("logging_steps", 10),
+                  tracking_dir=str(Path(run_dir) / "tracking"), tracking_project=recipe.name)
     lower = [paths[m.key] for m in spec.lower]
     return TrainConfig(
         task=spec.task, output=str(path), model=spec.backbone.model, method=spec.method,
@@ -405,7 +408,7 @@ def run_cell(recipe: Recipe, cell: grid_.Cell, store: Store, cache: ModuleCache,
             def train(path, resume, spec=spec):
                 what = "resuming" if resume else "training"
                 echo(f"  {what} {spec.label} ({spec.role}) -> {path}")
-                return train_module(_train_config(recipe, spec, path, resume, paths),
+                return train_module(_train_config(recipe, spec, path, resume, paths, run_dir),
                                     progress=False)
 
             entry, now = cache.ensure(spec.key, spec.task, spec.material(), train)
@@ -446,6 +449,11 @@ def run_cell(recipe: Recipe, cell: grid_.Cell, store: Store, cache: ModuleCache,
     except KeyboardInterrupt:
         store.reset_cell(cell.id)
         raise
+    except Stopped as e:  # preempted: the module's checkpoint is kept; running again resumes
+        store.reset_cell(cell.id)
+        raise Stopped(f"{str(e).split(';')[0]}; run the recipe again to continue (finished "
+                      f"cells are kept, this training resumes from its checkpoint)",
+                      e.signum) from None
     except Exception as e:  # one cell failing does not stop the grid
         seconds = time.perf_counter() - start
         text = str(e).strip().splitlines()[0] if str(e).strip() else ""

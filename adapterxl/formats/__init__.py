@@ -68,17 +68,19 @@ def get_format(name: str) -> Format:
 
 @torch.no_grad()
 def predict(model, features: list[dict], tokenizer, batch_size: int = 64,
-            collate=None) -> list[np.ndarray]:
+            collate=None, desc: str | None = None) -> list[np.ndarray]:
     """Head outputs per feature, in the order of `features` (batches are length-sorted
-    inside). Token-level outputs are cut to each feature's own length."""
+    inside). Token-level outputs are cut to each feature's own length. `desc` labels the
+    progress bar."""
     from ..data.preprocess import loader
+    from ..logs import progress
 
     model.eval()
     device = model.backbone.device
     dl = loader(features, tokenizer, batch_size, shuffle=False, device=device, collate=collate)
     order = [i for batch in dl.batch_sampler for i in batch]
     outputs = []
-    for batch in dl:
+    for batch in progress(dl, desc=desc or "predict", unit="batch"):
         batch = {k: v.to(device) for k, v in batch.items() if k != "labels"}
         logits = model(**batch)["logits"].float().cpu().numpy()
         lengths = batch["attention_mask"].sum(-1).cpu().numpy()

@@ -22,9 +22,10 @@ def default_layer(num_layers: int) -> int:
 
 @torch.no_grad()
 def embed(model, texts: list[str], tokenizer, layer: int, max_length: int,
-          batch_size: int = 128) -> torch.Tensor:
+          batch_size: int = 128, desc: str = "encode") -> torch.Tensor:
     """[len(texts), hidden] float32 embeddings, in the order of `texts`."""
     from ..data.preprocess import loader
+    from ..logs import progress
 
     model.eval()
     device = model.backbone.device
@@ -32,7 +33,8 @@ def embed(model, texts: list[str], tokenizer, layer: int, max_length: int,
     features = [{"input_ids": ids} for ids in enc["input_ids"]]
     dl = loader(features, tokenizer, batch_size, shuffle=False, device=device)
     order = [i for batch in dl.batch_sampler for i in batch]
-    chunks = [model.embed(layer, **{k: v.to(device) for k, v in batch.items()}) for batch in dl]
+    chunks = [model.embed(layer, **{k: v.to(device) for k, v in batch.items()})
+              for batch in progress(dl, desc=desc, unit="batch")]
     out = torch.empty((len(texts), chunks[0].shape[-1]), dtype=torch.float32, device=device)
     out[order] = torch.cat(chunks)
     return out
@@ -53,9 +55,9 @@ class Retrieval(Format):
         """Predictions, metric values (None without gold), and extra facts (the BUCC
         threshold and where it was tuned)."""
         q = embed(model, [x["text"] for x in corpus["queries"]], tokenizer, layer, max_length,
-                  batch_size)
+                  batch_size, desc="encode queries")
         c = embed(model, [x["text"] for x in corpus["candidates"]], tokenizer, layer,
-                  max_length, batch_size)
+                  max_length, batch_size, desc="encode candidates")
         qids = [x["id"] for x in corpus["queries"]]
         cids = [x["id"] for x in corpus["candidates"]]
         gold = corpus.get("gold")

@@ -124,14 +124,29 @@ class ModuleDir:
         return self.lower() + [self]
 
 
+def _close_match(path: Path) -> str:
+    import difflib
+
+    parent = path.parent if path.parent.is_dir() else None
+    if parent is None:
+        return ""
+    names = [p.name for p in parent.iterdir() if p.is_dir()]
+    close = difflib.get_close_matches(path.name, names, n=1, cutoff=0.6)
+    return f" (did you mean {str(parent / close[0])!r}?)" if close else ""
+
+
 def open_module(path) -> ModuleDir:
     spec, path = str(path), Path(path)
     if not path.is_dir():
         from .. import hub  # lazily: hub imports this module
 
-        if hub.is_hub_id(spec):  # org/name[@revision]: pulled into the cache on first use
+        # `runs/mnlii` is Hub id syntax too; when its parent folder exists here, it is a
+        # mistyped local path, not an org on the Hub.
+        local = path.parent.is_dir() and str(path.parent) not in (".", "")
+        if hub.is_hub_id(spec) and not local:  # org/name[@revision]: pulled on first use
             return open_module(hub.resolve_module(spec))
-        raise AdapterxlError(f"module directory {str(path)!r} does not exist")
+        raise AdapterxlError(f"module directory {str(path)!r} does not exist"
+                             + _close_match(path))
     manifest_path = path / MANIFEST
     if not manifest_path.exists():
         raise AdapterxlError(f"{str(path)!r} is not an adapterxl module (no {MANIFEST})")

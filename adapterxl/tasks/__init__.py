@@ -4,6 +4,7 @@ validates the whole catalogue on load (one clear error naming the task and the k
 questions about tasks and suites."""
 from __future__ import annotations
 
+import os
 import re
 import string
 from dataclasses import dataclass, field
@@ -375,13 +376,63 @@ def parse_catalog(entries) -> dict[str, Task]:
     return tasks
 
 
-@lru_cache(maxsize=1)
-def catalog() -> dict[str, Task]:
+# Own tasks: catalogue files (same schema) named by $ADAPTERXL_CATALOG (several separated by
+# the path separator; `--catalog FILE` sets it), then tasks registered from Python. Both add
+# tasks or replace built-in ones of the same name, and are validated like the built-in file.
+CATALOG_ENV = "ADAPTERXL_CATALOG"
+_registered: dict[str, dict] = {}
+_generation = [0]  # bumped by register_task: part of the cache key
+
+
+def _read_catalog(path: Path, builtin: bool) -> dict:
     try:
-        entries = yaml.safe_load(CATALOG.read_text(encoding="utf-8"))
+        entries = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as e:
+        raise AdapterxlError(f"catalogue {path}: cannot read it ({e.strerror or e})") from e
     except yaml.YAMLError as e:
-        raise AdapterxlError(f"{CATALOG.name} is not valid YAML ({e})") from e
+        raise AdapterxlError(f"{path.name if builtin else path} is not valid YAML "
+                             f"({' '.join(str(e).split())})") from e
+    if not isinstance(entries, dict) or not entries:
+        raise AdapterxlError(f"{path}: expected a mapping of task names to entries")
+    return entries
+
+
+def _checked(entries: dict, where: str) -> dict:
+    """Validate each entry alone first, so that an error names the file it came from."""
+    for name, entry in entries.items():
+        try:
+            _check_task(str(name), entry)
+        except AdapterxlError as e:
+            raise AdapterxlError(str(e).replace(f"{CATALOG.name}: ", f"{where}: ", 1)) from None
+    return entries
+
+
+def catalog() -> dict[str, Task]:
+    """Every task: the built-in catalogue, then $ADAPTERXL_CATALOG's files, then registered
+    tasks (later ones replace earlier ones of the same name)."""
+    return _catalog(os.environ.get(CATALOG_ENV, ""), _generation[0])
+
+
+@lru_cache(maxsize=8)
+def _catalog(files: str, generation: int) -> dict[str, Task]:
+    entries = dict(_read_catalog(CATALOG, builtin=True))
+    for name in filter(None, files.split(os.pathsep)):
+        path = Path(name).expanduser()
+        if not path.is_file():
+            raise AdapterxlError(f"catalogue {path} (${CATALOG_ENV} or --catalog) does not "
+                                 f"exist")
+        entries.update(_checked(_read_catalog(path, builtin=False), str(path)))
+    entries.update(_checked(_registered, "register_task"))
     return parse_catalog(entries)
+
+
+def register_task(name: str, entry: dict) -> Task:
+    """Add (or replace) a task from Python, with a catalogue entry's keys (docs/FORMATS.md);
+    validated like the catalogue. Returns the task."""
+    _check_task(name, entry)
+    _registered[name] = dict(entry)
+    _generation[0] += 1
+    return get_task(name)
 
 
 def get_task(name: str) -> Task:

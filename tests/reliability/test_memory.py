@@ -49,7 +49,7 @@ def test_split_keeps_every_row_once():
     assert len(memory.split(batch, 99)) == 5  # never an empty piece
 
 
-def test_out_of_memory_mid_run_backs_off_and_trains_the_same(tmp_path, monkeypatch):
+def test_out_of_memory_mid_run_backs_off_and_trains_the_same(tmp_path, monkeypatch, caplog):
     common = dict(max_steps=6, evals=2, batch_size=16, max_eval_examples=30)
     plain = quick("mnli", tmp_path / "plain", **common)
     forward = ModularModel.forward
@@ -62,14 +62,14 @@ def test_out_of_memory_mid_run_backs_off_and_trains_the_same(tmp_path, monkeypat
             raise memory.OutOfMemory("CUDA out of memory. Tried to allocate 1.00 GiB")
         return forward(self, labels=labels, **inputs)
     monkeypatch.setattr(ModularModel, "forward", small_memory)
-    lines = []
-    monkeypatch.setattr("tqdm.auto.tqdm.write", lambda line, *a, **k: lines.append(line))
+    caplog.set_level("INFO", logger="adapterxl")
     from adapterxl.train import TrainConfig, train_module
 
     backed = train_module(TrainConfig(task="mnli", output=str(tmp_path / "backed"),
                                       model="builtin:tiny-xlmr", data="samples", max_length=64,
                                       lr=3e-3, **common), progress=True)
     assert backed["micro_batch_chunks"] == 4 and backed["steps"] == 6
+    lines = [r.getMessage() for r in caplog.records]
     assert any("out of memory at step 1" in line and "in 2 pieces" in line for line in lines)
     assert any("in 4 pieces" in line for line in lines)
     assert max(r for r in seen if r <= 4) == 4

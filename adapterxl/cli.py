@@ -125,14 +125,14 @@ def _key_values(pairs) -> dict:
     return out
 
 
-def _data_source(data: str | None, data_dir: str | None) -> str:
+def _data_source(data: str | None, data_dir: str | None, default: str | None = "hf"):
     """--data, refusing a contradiction: --data-dir means local files."""
     if data is not None and data_dir is not None:
         raise AdapterxlError(f"--data {data} and --data-dir {data_dir} contradict each other: "
                              f"--data-dir alone reads local files")
     if data_dir is not None and not data_dir.strip():
         raise AdapterxlError("--data-dir is empty")
-    return data or "hf"
+    return data or default
 def _complete_tasks(ctx, param, incomplete: str) -> list[str]:
     """Task names, also after a comma (multi-task lists)."""
     from .tasks import catalog
@@ -204,9 +204,9 @@ def _train_settings(language: bool) -> list:
 
 TASK_ONLY = ("sampling", "sampling_temperature")  # multi-task settings: not for train-language
 
-DATA_DIR_HELP = ("Local files: <split>[.<lang>].jsonl|tsv|json|conllu|conll|txt|csv (the "
-                 "canonical rows, or a dataset's original format), or XTREME's download "
-                 "layout; see docs/FORMATS.md.")
+DATA_DIR_HELP = ("Local files <split>[.<lang>].<ext>, ext one of jsonl, tsv, json, conllu, "
+                 "conll, txt, csv (the canonical rows, or a dataset's original format), or "
+                 "XTREME's download layout; see docs/FORMATS.md.")
 
 
 def train_options(default_output: str, language: bool = False):
@@ -361,7 +361,8 @@ def evaluate_cmd(task, suite, modules, retrieval_module, languages, output, **kw
 
     if (task is None) == (suite is None):
         raise AdapterxlError("give either --task or --suite")
-    kw["data"] = _data_source(kw["data"], kw["data_dir"])
+    # not given: evaluation reads where the module's own training data came from
+    kw["data"] = _data_source(kw["data"], kw["data_dir"], default=None)
     if suite:
         named = {}
         for m in modules:

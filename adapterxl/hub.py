@@ -98,11 +98,15 @@ def _first_line(e: BaseException) -> str:
 
 def _hub_errors() -> tuple[type[BaseException], ...]:
     """Failures of the network, the server, authentication or quota."""
-    import requests
-    from huggingface_hub.utils import HfHubHTTPError, LocalEntryNotFoundError, OfflineModeIsEnabled
+    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError, OfflineModeIsEnabled
 
-    return (HfHubHTTPError, LocalEntryNotFoundError, OfflineModeIsEnabled,
-            requests.ConnectionError, requests.Timeout, ConnectionError, TimeoutError)
+    # HfHubHTTPError derives from the HTTP client's own HTTPError (httpx on hub 1, httpx2 on
+    # hub 2); the root of that client's exceptions also covers its connect and timeout errors,
+    # so we need not import (or know) the client.
+    client = HfHubHTTPError.__bases__[0].__module__.split(".")[0]
+    root = [c for c in HfHubHTTPError.__mro__ if c.__module__.split(".")[0] == client][-1]
+    return (HfHubHTTPError, LocalEntryNotFoundError, OfflineModeIsEnabled, root,
+            ConnectionError, TimeoutError)
 
 
 # ---- safety and integrity -------------------------------------------------------------------

@@ -195,7 +195,10 @@ def _not_converted(model: nn.Module, quantize: str, precision: str) -> tuple[lis
     keep = keep if (quantize != "none" or precision == "fp16") else []
     skip = []
     if quantize != "none":
-        from transformers.integrations import get_keys_to_not_convert
+        try:
+            from transformers.quantizers.base import get_keys_to_not_convert
+        except ImportError:  # transformers 4
+            from transformers.integrations import get_keys_to_not_convert
 
         with _quiet():
             skip = list(get_keys_to_not_convert(model))

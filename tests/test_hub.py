@@ -253,11 +253,19 @@ def test_hub_push_arguments(source, fake_hub):
     assert SECRET not in out and "https://hub.example/acme/mnli/tree/dev" in out
 
 
-def test_hub_push_failure_keeps_module(source, fake_hub):
-    from huggingface_hub.utils import HfHubHTTPError
+def http_error(message: str):
+    """The error huggingface_hub raises for an HTTP failure; since hub 1 it needs the response
+    (only its headers and request are read)."""
+    from types import SimpleNamespace
 
+    from huggingface_hub.errors import HfHubHTTPError
+
+    return HfHubHTTPError(message, response=SimpleNamespace(headers={}, request=None))
+
+
+def test_hub_push_failure_keeps_module(source, fake_hub):
     before = files_state(source)
-    fake_hub.fail = HfHubHTTPError("403 Forbidden: storage quota exceeded")
+    fake_hub.fail = http_error("403 Forbidden: storage quota exceeded")
     line = fails("push", source, "--repo", "acme/mnli", match="push to acme/mnli failed")
     assert "quota" in line and "unchanged" in line and f"adapterxl push {source}" in line
     assert SECRET not in line
@@ -275,7 +283,6 @@ def test_hub_push_not_logged_in(source, fake_hub, monkeypatch):
 
 def test_hub_pull_arguments(pushed, monkeypatch, fake_hub):
     import huggingface_hub
-    from huggingface_hub.utils import HfHubHTTPError
 
     from adapterxl.hub import PULL_PATTERNS, cache_dir
 
@@ -302,7 +309,7 @@ def test_hub_pull_arguments(pushed, monkeypatch, fake_hub):
     assert not (local / ".cache").exists() and open_module(local).name == "mnli"
 
     def broken(repo_id, **kw):
-        raise HfHubHTTPError("401 Unauthorized")
+        raise http_error("401 Unauthorized")
     monkeypatch.setattr(huggingface_hub, "snapshot_download", broken)
     fails("pull", "acme/other", match="cannot pull acme/other")
     assert not cache_dir("acme/other").exists()

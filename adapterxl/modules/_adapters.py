@@ -58,10 +58,10 @@ def _quiet():
 def activate(model: nn.Module, stack: list[str], fusion: tuple[str, list[str]] | None) -> None:
     """A Stack of the modules, bottom first (sequential: each sees the one below's output),
     with the fusion on top."""
+    if not hasattr(model, "adapters_config"):  # no bottleneck module: `adapters` not needed
+        return
     from adapters import Fuse, Stack
 
-    if not hasattr(model, "adapters_config"):
-        return
     blocks = list(stack)
     if fusion is not None:
         blocks.append(Fuse(*fusion[1], name=fusion[0]))

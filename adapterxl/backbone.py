@@ -130,6 +130,8 @@ def builtin_path(name: str) -> Path:
         return target
     from transformers import AutoConfig, XLMRobertaTokenizerFast
 
+    from .logs import hf_quiet
+
     spec = dict(BUILTIN[name])
     config = AutoConfig.for_model(spec.pop("model_type"), **spec)
     torch.manual_seed(0)
@@ -141,8 +143,9 @@ def builtin_path(name: str) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=target.parent))
     try:
-        model.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
+        with hf_quiet():
+            model.save_pretrained(tmp)
+            tokenizer.save_pretrained(tmp)
         # Two processes may race here; whoever renames first wins, the other's copy is identical.
         try:
             os.replace(tmp, target)
@@ -272,7 +275,7 @@ def load_backbone(model_id: str, precision: str | None = None, quantize: str = "
     tokenizer's config); refused otherwise. `allow_pickle` reads weights stored as pickle
     (pytorch_model.bin); otherwise only safetensors are read."""
     from transformers import AutoConfig, AutoTokenizer
-    from transformers.utils import logging as hf_logging
+    from .logs import hf_quiet
 
     device = torch.device(device) if device is not None else default_device()
     precision = precision or default_precision(device)
@@ -332,21 +335,18 @@ def load_backbone(model_id: str, precision: str | None = None, quantize: str = "
         kwargs["quantization_config"] = _quantization_config(quantize, DTYPES[precision])
         if device.type == "cuda":
             kwargs["device_map"] = {"": device.index or 0}
-    verbosity = hf_logging.get_verbosity()
-    hf_logging.set_verbosity_error()
     try:
-        model = _model_class(config.model_type).from_pretrained(
-            path, trust_remote_code=trust_remote_code, **cached, **kwargs)
-        tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code,
-                                                  **cached)
+        with hf_quiet():
+            model = _model_class(config.model_type).from_pretrained(
+                path, trust_remote_code=trust_remote_code, **cached, **kwargs)
+            tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code,
+                                                      **cached)
     except OSError as e:
         raise _offline_error(model_id, e, offline) from e
     except ValueError as e:  # e.g. a tokenizer that ships its own code
         if "trust_remote_code" in str(e):
             raise _remote_code_error(model_id) from e
         raise
-    finally:
-        hf_logging.set_verbosity(verbosity)
     if tokenizer.pad_token_id is None and tokenizer.eos_token_id is not None:
         # Decoder tokenizers (Llama) often ship without a pad token. Padding is always on the
         # right and masked, so any id will do; eos is the conventional one.

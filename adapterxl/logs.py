@@ -9,6 +9,7 @@ debug messages and the Hugging Face libraries' own info, and `--log-file` keeps 
 timestamped, including the traceback of an error."""
 from __future__ import annotations
 
+import contextlib
 import logging
 import warnings
 
@@ -45,6 +46,32 @@ def progress(iterable=None, **kwargs):
     kwargs.setdefault("dynamic_ncols", True)
     kwargs.setdefault("leave", False)
     return tqdm(iterable, **kwargs)
+
+
+@contextlib.contextmanager
+def hf_quiet():
+    """transformers says nothing while adapterxl loads, builds or saves a backbone: no info or
+    warnings (the CLI shows those under -v) and none of transformers 5's per-tensor "Loading
+    weights" / "Writing model shards" bars, which would otherwise precede every table and
+    one-line error. The Hub's download bars stay as they were: a download can take minutes."""
+    from huggingface_hub.utils import are_progress_bars_disabled, disable_progress_bars, \
+        enable_progress_bars
+    from transformers.utils import logging as hf_logging
+
+    level, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
+    hub_bars = not are_progress_bars_disabled()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()  # turns the Hub's off as well
+    if hub_bars:
+        enable_progress_bars()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(level)
+        if bars:
+            hf_logging.enable_progress_bar()
+        if not hub_bars:
+            disable_progress_bars()
 
 
 class _Console(logging.Handler):

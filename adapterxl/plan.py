@@ -163,16 +163,11 @@ def _num_layers(config) -> int:
 
 @contextlib.contextmanager
 def _quiet():
-    from transformers.utils import logging as hf_logging
+    from .logs import hf_quiet
 
-    level = hf_logging.get_verbosity()
-    hf_logging.set_verbosity_error()
-    with warnings.catch_warnings():
+    with hf_quiet(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        try:
-            yield
-        finally:
-            hf_logging.set_verbosity(level)
+        yield
 
 
 def meta_model(config, precision: str = "bf16") -> nn.Module:

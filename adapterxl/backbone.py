@@ -71,7 +71,7 @@ BUILTIN = {
         tie_word_embeddings=False,
     ),
 }
-BUILTIN_VERSION = 2
+BUILTIN_VERSION = 3  # 3: weights drawn by adapterxl (_draw_weights), not by transformers
 TOKENIZER_FILE = Path(__file__).parent / "resources" / "tokenizer" / "tiny-multilingual.json"
 
 
@@ -134,11 +134,11 @@ def builtin_path(name: str) -> Path:
 
     spec = dict(BUILTIN[name])
     config = AutoConfig.for_model(spec.pop("model_type"), **spec)
-    torch.manual_seed(0)
     kwargs = {"add_pooling_layer": False} if config.model_type in _POOLER_KWARG else {}
     cls = _model_class(config.model_type)
     # AutoModel.from_config ends in the concrete class's _from_config; only Auto has the former.
     model = (cls.from_config if hasattr(cls, "from_config") else cls._from_config)(config, **kwargs)
+    _draw_weights(model, config)
     tokenizer = XLMRobertaTokenizerFast(tokenizer_file=str(TOKENIZER_FILE), model_max_length=256)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=target.parent))
@@ -154,6 +154,32 @@ def builtin_path(name: str) -> Path:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return target
+
+
+def _draw_weights(model: torch.nn.Module, config) -> None:
+    """The builtin backbones' weights, drawn by adapterxl rather than by transformers' own
+    initialisation (which changed between transformers 4 and 5 for XLM-R and mT5): the same
+    numbers on every version. Each parameter has its own generator, seeded from its name, so
+    neither the order of modules nor the global RNG matters. Norm weights 1, biases 0, other
+    matrices N(0, std) with transformers' std for the architecture; padding rows 0."""
+    std = getattr(config, "initializer_range", None) or \
+        getattr(config, "initializer_factor", 1.0) * config.hidden_size ** -0.5  # T5 has none
+    modules = dict(model.named_modules())
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            owner, _, kind = name.rpartition(".")
+            module = modules[owner]
+            if kind == "bias":
+                param.zero_()
+            elif "norm" in type(module).__name__.lower():
+                param.fill_(1.0)
+            else:
+                seed = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "little")
+                generator = torch.Generator().manual_seed(seed)
+                param.copy_(torch.randn(param.shape, generator=generator) * std)
+                padding = getattr(module, "padding_idx", None)
+                if isinstance(module, torch.nn.Embedding) and padding is not None:
+                    param[padding] = 0
 
 
 def resolve(model_id: str) -> str:

@@ -95,13 +95,18 @@ def test_a_pulled_file_must_be_safetensors(module, tmp_path):
 
 
 def _backbone(path):
+    """A checkpoint with pickled weights (pytorch_model.bin), as older ones are: transformers 5
+    writes only safetensors, so the weights are converted by hand."""
+    import torch
+    from safetensors.torch import load_file
     from transformers import AutoModel, AutoTokenizer
 
     from adapterxl.backbone import builtin_path
 
-    AutoModel.from_pretrained(builtin_path("tiny-xlmr")).save_pretrained(
-        path, safe_serialization=False)
+    AutoModel.from_pretrained(builtin_path("tiny-xlmr")).save_pretrained(path)
     AutoTokenizer.from_pretrained(builtin_path("tiny-xlmr")).save_pretrained(path)
+    torch.save(load_file(path / "model.safetensors"), path / "pytorch_model.bin")
+    (path / "model.safetensors").unlink()
     return path
 
 

@@ -22,8 +22,12 @@ NO_DROPOUT = """
 import torch
 torch.nn.Dropout.forward = lambda self, x: x  # the head's and the modules' too
 def no_dropout(backbone):
+    # Attention dropout is a probability handed to scaled_dot_product_attention: transformers 5
+    # passes the attention's nn.Dropout's p, transformers 4 its own dropout_prob.
     for m in backbone.model.modules():
-        if hasattr(m, "dropout_prob"):  # attention dropout passed to scaled_dot_product_attention
+        if isinstance(m, torch.nn.Dropout):
+            m.p = 0.0
+        if hasattr(m, "dropout_prob"):
             m.dropout_prob = 0.0
     return backbone
 """

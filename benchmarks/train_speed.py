@@ -69,7 +69,7 @@ def run_variant(variant: str, size: str, steps: int, batch: int, max_length: int
                                   pad_token_id=1, **SIZES[size])
     attn = "eager" if variant == "naive" else "sdpa"
     model = AutoModel.from_config(config, add_pooling_layer=False, attn_implementation=attn,
-                                  torch_dtype=torch.float32 if precision == "fp32" else torch.bfloat16)
+                                  dtype=torch.float32 if precision == "fp32" else torch.bfloat16)
     model.to(device)
     model.requires_grad_(False)
     bb = Backbone(model=model, tokenizer=tok, id=f"random:{size}", fingerprint="random",

@@ -390,6 +390,13 @@ def _norm_bytes(kind: str, z: dict) -> tuple[int, int]:
     return z["layernorm"], z["layernorm_stats"]
 
 
+def _cpu_math_sdpa(sdpa: bool, attention_dropout: float, device: str) -> bool:
+    """Whether SDPA runs as its math kernel: the CPU's does under attention dropout (CUDA's
+    kernels do not), and then upcasts 16-bit inputs to fp32 and keeps the s x s tensors, as
+    eager attention does. (The planner's autograd check trains mT5 on the CPU with dropout.)"""
+    return sdpa and device == "cpu" and attention_dropout > 0
+
+
 def layer_activation_bytes(config, seq_len: int, micro_batch: int, precision: str = "bf16",
                            sdpa: bool | None = None, device: str = "cuda") -> int:
     """Bytes one frozen transformer layer saves for backward when gradients must flow
@@ -402,7 +409,9 @@ def layer_activation_bytes(config, seq_len: int, micro_batch: int, precision: st
     sdpa = uses_sdpa(config) if sdpa is None else sdpa
     fam, z = _family(config), _sizes(precision, device)
     e, sb = z["e"], s * b
-    if sdpa:  # q, k, v and the output, plus the fp32 log-sum-exp per head
+    if _cpu_math_sdpa(sdpa, att_drop, device):  # fp32: q, k, v; softmax, dropout mask, output
+        attn = 4 * sb * (inner + 2 * kv) + heads * s * s * b * 12
+    elif sdpa:  # q, k, v and the output, plus the fp32 log-sum-exp per head
         attn = e * sb * (2 * inner + 2 * kv) + 4 * sb * heads
     else:  # q, k, v; softmax output (fp32 in T5), the 16-bit probabilities, dropout mask
         probs = 4 if fam["softmax_fp32"] else e
@@ -568,6 +577,11 @@ def plan(model: str, method: str = "seq_bn", method_config: dict | None = None,
                                       device, counts["method_config"])
         # pre-LN stacks end in a final norm, which saves its input
         edge = 0 if fam["post_ln"] else norm * sb * h + stats * sb
+        if sdpa and fam["norm"] == "t5" and device == "cuda":
+            # T5's relative position bias reaches SDPA as a float mask [b, heads, s, s], one
+            # tensor shared by all layers, which CUDA's memory-efficient kernel keeps for
+            # backward (from the kernel's interface; not measured on a GPU).
+            edge += _attention_dims(config)[0] * seq_len * sb * z["e"]
         if checkpointing:  # each layer keeps its input (fp32 under CUDA autocast for post-LN)
             residual = z["layernorm"] if fam["post_ln"] else z["e"]
             saved = backward_layers * residual * sb * h + layer + mod // max(1, backward_layers)
@@ -584,7 +598,8 @@ def plan(model: str, method: str = "seq_bn", method_config: dict | None = None,
         f = getattr(config, "intermediate_size", None) or getattr(config, "d_ff")
         heads = _attention_dims(config)[0]
         ffn = 2 * e * sb * f
-        attn = 0 if sdpa else 2 * e * heads * seq_len * sb
+        math = _cpu_math_sdpa(sdpa, _dropouts(config)[1], device)
+        attn = 0 if sdpa and not math else 2 * (4 if math else e) * heads * seq_len * sb
         return max(ffn, attn) + 4 * sb * config.hidden_size
 
     def allocated(b: int, checkpointing: bool = False) -> int:

@@ -58,8 +58,14 @@ def _intermediate(method, data, seed, steps):
     model = ModularModel(load_backbone("builtin:tiny-xlmr"), [method])
     slot = model.add_module(method, {}, trainable=True)
     model.set_head(head_config("classification", 64, 2, "mean"))
-    losses = _train(model, data, steps, 1e-2, seed)
+    losses = _train(model, data, steps, _MODULE_LR[method], seed)
     return model.module_state(slot), sum(losses[-10:]) / 10
+
+
+# Chosen on builtin tiny-xlmr v3 (measured, last-10-step loss after 150 steps: seq_bn 0.41 at
+# 1e-2, 0.27 at 2e-2, 0.56 at 3e-2; LoRA 0.25 at 1e-2). seq_bn's fusion trains at 1e-2: at
+# 3e-3 the informative module got 0.41 of the attention.
+_MODULE_LR = {"seq_bn": 2e-2, "lora": 1e-2}
 
 
 def _fused(method, states, seed=5):
@@ -75,7 +81,7 @@ def _fused(method, states, seed=5):
     return model
 
 
-@pytest.mark.parametrize("method,lr", [("seq_bn", 3e-3), ("lora", 3e-2)])
+@pytest.mark.parametrize("method,lr", [("seq_bn", 1e-2), ("lora", 3e-2)])
 def test_fusion_attends_to_the_informative_module_and_learns_faster(method, lr):
     informative, loss = _intermediate(method, _TARGET, 1, 150)
     assert loss < 0.3, f"the informative module did not learn its task ({loss:.3f})"
@@ -92,13 +98,14 @@ def test_fusion_attends_to_the_informative_module_and_learns_faster(method, lr):
     for site, w in weights.items():
         assert torch.isclose(w.sum(), torch.tensor(1.0), atol=1e-4), site
     # Most of the attention goes to the informative module, well above either other one
-    # (measured: 0.57 vs 0.22 and 0.21 averaged over the two layers for seq_bn, whose first
-    # layer puts 0.79 on it; 0.70 vs 0.15 for LoRA).
+    # (measured on builtin v3: 0.56 vs 0.34 and 0.10 averaged over the two layers for seq_bn,
+    # whose first layer puts 0.93 on it; 0.69 vs 0.13 and 0.17 for LoRA).
     assert mean[1] > 0.5 and mean[1] > mean[0] + 0.2 and mean[1] > mean[2] + 0.2, mean
 
     without = _train(_fused(method, [noise1, noise2]), _TARGET, 60, lr)
     # The target task is learned faster with the informative module among those fused
-    # (measured: last-20-step loss 0.25 vs 0.56 for seq_bn, 0.13 vs 0.50 for LoRA).
+    # (measured on builtin v3: last-20-step loss 0.50 vs 0.71 for seq_bn, 0.21 vs 0.53 for
+    # LoRA).
     assert sum(with_info[-20:]) / 20 < sum(without[-20:]) / 20 - 0.15
 
 

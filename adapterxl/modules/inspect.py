@@ -112,13 +112,13 @@ def _fusion_weights(mod: ModuleDir, data, data_dir, task, language, max_examples
 
     names = _member_names(mod)
     engine = _engine(mod)
-    if engine == "adapters" and data is None and data_dir is None:
+    if engine == "bottleneck" and data is None and data_dir is None:
         return {"fusion_weights": None, "fusion_average": None,
                 "fusion_data": "AdapterFusion's weights depend on the input: give data "
                                "(--data samples|hf or --data-dir) to measure them"}
     backbone = load_backbone(model or mod.manifest["backbone"]["id"])
     net = load_for_inference(backbone, mod)
-    if engine == "adapters":
+    if engine == "bottleneck":
         batches, described = _batches(mod, backbone, data or "hf", data_dir, task, language,
                                       max_examples)
         raw = net.fusion_weights(batches)

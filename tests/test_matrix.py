@@ -18,7 +18,7 @@ frozen module and no backbone parameter gets one; save_module -> load_for_infere
 fresh backbone gives the in-memory model's eval logits bit for bit (AdapterFusion: within
 1e-5, see below), all frozen; and, for a stack, the same top module and head without the
 lower module give other logits. par_bn stacked with another bottleneck-type module is refused
-(adapters 1.3's parallel adapter restarts from the sublayer input inside a Stack, so the
+(as in AdapterHub, a parallel adapter restarts from the sublayer input inside a stack, so the
 module below would be silently ignored).
 
 The full cross product runs on every architecture (no reduced set): 210 cases, ~30 s on
@@ -176,7 +176,7 @@ def test_matrix(tmp_path, arch, composition, lower, top):
         assert not any("axl" in n for n, _ in bb.model.named_parameters())
         return
     if composition == "stack" and "par_bn" in (lower, top) and \
-            METHODS[lower].engine == METHODS[top].engine == "adapters":
+            METHODS[lower].engine == METHODS[top].engine == "bottleneck":
         with pytest.raises(AdapterxlError, match="par_bn cannot be stacked"):
             _build(arch, composition, lower, top)
         return
@@ -223,7 +223,7 @@ def test_matrix(tmp_path, arch, composition, lower, top):
         saved = _save(model, trainable, tmp_path / "top", "top", fused=members)
     loaded = load_for_inference(_backbone(arch), open_module(saved.path))
     got = _logits(loaded, inputs)
-    if composition == "fuse" and trainable.engine == "adapters":
+    if composition == "fuse" and trainable.engine == "bottleneck":
         # AdapterFusion runs its key/value Linear on a permuted (non-contiguous) 4-D tensor,
         # and the CPU GEMM then differs in the last bits between two models holding identical
         # weights (state dicts torch.equal; every output before the fusion's key identical;

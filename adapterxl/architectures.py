@@ -17,8 +17,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-import torch
-
 from .errors import AdapterxlError
 
 MATRICES = ("q", "k", "v", "o", "ffn_in", "ffn_out")

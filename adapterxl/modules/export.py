@@ -20,7 +20,6 @@ given at import (`--model`), so using them on other weights is refused like any 
 """
 from __future__ import annotations
 
-import json
 import re
 import time
 from pathlib import Path
@@ -130,29 +129,35 @@ def _write_peft(mod: ModuleDir, weights: dict, out: Path) -> None:
 
 
 def _write_adapters(mod: ModuleDir, weights: dict, out: Path) -> None:
-    """AdapterHub's layout, written without its library: the native engine's parameter names
-    are AdapterHub's, so the weights only get the adapter's name in place of the
-    placeholder."""
     from safetensors.torch import save_file
+
+    name = re.sub(r"[^A-Za-z0-9_-]", "_", mod.name)
+    config, tensors = adapterhub_files(mod.method, mod.method_config, name,
+                                       mod.manifest["backbone"], weights)
+    _io.write_json(out / CONFIG, config)
+    save_file(tensors, out / ADAPTERS_WEIGHTS[0], metadata={"format": "pt"})
+
+
+def adapterhub_files(method: str, method_cfg: dict, name: str, backbone: dict,
+                     weights: dict) -> tuple[dict, dict]:
+    """AdapterHub's adapter_config.json and weights for a bottleneck module, made without its
+    library: the native engine's parameter names are AdapterHub's, so the weights only get
+    the adapter's name in place of the placeholder. `backbone`: the manifest's description."""
     from transformers.models.auto.modeling_auto import MODEL_MAPPING_NAMES
 
     from .. import __version__
     from ._bottleneck import to_adapterhub
 
-    name = re.sub(r"[^A-Za-z0-9_-]", "_", mod.name)
-    backbone = mod.manifest["backbone"]
     config = {
-        "config": to_adapterhub(mod.method, mod.method_config),
+        "config": to_adapterhub(method, method_cfg),
         "hidden_size": backbone.get("hidden_size"),
         "model_class": MODEL_MAPPING_NAMES.get(backbone.get("model_type")),
-        "model_name": backbone["id"],
+        "model_name": backbone.get("id"),
         "model_type": backbone.get("model_type"),
         "name": name,
         "version": f"adapterxl.{__version__}",
     }
-    _io.write_json(out / CONFIG, config)
-    save_file({k.replace(PLACEHOLDER, name): v.contiguous() for k, v in weights.items()},
-              out / ADAPTERS_WEIGHTS[0], metadata={"format": "pt"})
+    return config, {k.replace(PLACEHOLDER, name): v.contiguous() for k, v in weights.items()}
 
 
 # ---- import ---------------------------------------------------------------------------------

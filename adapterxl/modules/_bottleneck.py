@@ -262,6 +262,15 @@ class NICE(nn.Module):
         return torch.cat((y1, x2 + self.G(y1)), -1)
 
 
+def attach(model: nn.Module, model_type: str) -> "Engine":
+    """The model's engine, created on first use (hooks must be registered only once)."""
+    engine = getattr(model, "_axl_bottleneck", None)
+    if engine is None:
+        engine = Engine(model, model_type)
+        model._axl_bottleneck = engine  # a plain attribute: not a submodule, no parameters
+    return engine
+
+
 class Engine:
     """The bottleneck adapters of one model: which exist where, which are active, the hooks."""
 
@@ -305,7 +314,13 @@ class Engine:
 
     # ---- building ------------------------------------------------------------------------
     def add(self, name: str, method: str, config: dict) -> None:
+        """A module `name` (replacing one of that name: a second ModularModel on the same
+        backbone reuses the engine and its slot names)."""
         config = full_config(method, config)
+        for d in [o.adapters for _, _, o in self.sites] + [self.base.invertible_adapters,
+                                                           self.root.shared_parameters]:
+            if name in d:
+                del d[name]
         device = self.layers[0].parameters().__next__().device
         shared = None
         if config["phm_layer"]:
@@ -324,6 +339,8 @@ class Engine:
 
     def add_fusion(self, name: str, members: list[str]) -> None:
         for _, _, owner in self.sites:
+            if name in owner.adapter_fusion_layer:
+                del owner.adapter_fusion_layer[name]
             present = [m in owner.adapters for m in members]
             if all(present):
                 owner.adapter_fusion_layer[name] = Fusion(self.hidden, self.dropout)

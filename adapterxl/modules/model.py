@@ -67,7 +67,7 @@ class ModularModel(nn.Module):
         self._input_names = list(backbone.tokenizer.model_input_names)
         if any(get_method(m).engine == "bottleneck" for m in methods):
             # Before PEFT wraps any projection: the engine hooks the original Linear modules.
-            self._bottleneck = _bottleneck.Engine(self.encoder, backbone.model_type)
+            self._bottleneck = _bottleneck.attach(self.encoder, backbone.model_type)
 
     # ---- modules -------------------------------------------------------------------------
     def add_module(self, method: str, config: dict, trainable: bool, fused: bool = False) -> Slot:
@@ -101,7 +101,7 @@ class ModularModel(nn.Module):
                     raise AdapterxlError(f"a {method} module cannot be added after LoRA-type "
                                          f"modules on this model; build it with both methods "
                                          f"known")
-                self._bottleneck = _bottleneck.Engine(self.encoder, self.backbone.model_type)
+                self._bottleneck = _bottleneck.attach(self.encoder, self.backbone.model_type)
             self._bottleneck.add(slot.name, method, config)
         else:
             self._peft = _peft.add(self.encoder, slot.name, method, config,

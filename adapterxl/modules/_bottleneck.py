@@ -195,13 +195,6 @@ class Adapter(nn.Module):
         out = self.dropout(up)
         return (out if self.parallel else out + residual), up
 
-    def post(self, out, h, x, ln, hooked: bool):
-        if self.parallel:
-            out = out + h
-        if self.config["original_ln_after"] and not hooked:
-            out = ln(out + x) if ln is not None else out + x
-        return out
-
 
 class Fusion(nn.Module):
     """AdapterFusion, "dynamic": attention of the sublayer output (query) over the modules'
@@ -374,8 +367,9 @@ class Engine:
 
     def _hook(self, index, site, owner, target, residual_from, ln):
         # The residual is the input of `residual_from` (a pre-norm, or the holder itself);
-        # the adapters then transform `target`'s output. For holder sites the holder's own
-        # output (its LayerNorm(h + x), or mT5's h + x) is replaced by the adapters' result.
+        # the adapters transform `target`'s output. At holder sites the holder then adds the
+        # residual and applies its LayerNorm (post-LN) itself, which is AdapterHub's
+        # original_ln_after step; with original_ln_after off, the holder's output is replaced.
         seen = {}
 
         def capture(module, args, kwargs):
@@ -390,11 +384,14 @@ class Engine:
             if not self._active(owner):
                 return None
             h = output[0] if isinstance(output, tuple) else output
-            y = self._apply(owner, h, seen.get("x"), ln, site, index)
-            if site.hooked:
-                return (y,) + output[1:] if isinstance(output, tuple) else y
-            seen["y"] = y
-            return None
+            x = seen.get("x")
+            y, last = self._apply(owner, h, x, ln, site, index)
+            if last is None:
+                return None
+            if not site.hooked and not last.config["original_ln_after"]:
+                seen["y"] = y  # the holder must not add the residual: replace its output
+                return None
+            return (y,) + output[1:] if isinstance(output, tuple) else y
 
         def replace(module, args, output):
             y = seen.pop("y", None)
@@ -412,6 +409,7 @@ class Engine:
         return any(n in owner.adapters for n in names)
 
     def _apply(self, owner, h, x, ln, site, index):
+        """(the adapters' output before AdapterHub's original_ln_after step, last adapter)."""
         state, residual, last = h, None, None
         for name in self.stack:
             if name not in owner.adapters:
@@ -429,8 +427,8 @@ class Engine:
             if self.attentions is not None:
                 self.attentions[f"{index}.{site.location}"] = probs.detach()
         if last is None:
-            return h if site.hooked else (ln(h + x) if ln is not None else h + x)
-        return last.post(state, h, x, ln, site.hooked)
+            return h, None
+        return (state + h if last.parallel else state), last
 
 
 # ---- AdapterHub's file format -----------------------------------------------------------

@@ -1,10 +1,10 @@
 """Training speed of a seq_bn module: adapterxl's native bottleneck engine against AdapterHub's
 `adapters` library (only importable on the old stack), same backbone weights, same module
-shape, same batches, interleaved rounds so machine load hits both alike.
+shape, same batches, the engines alternating step by step so machine load hits both alike.
 
     PYTHONPATH=. python benchmarks/engine_speed.py [--rounds 5] [--steps 10]
 
-Prints tokens/s per engine (median and best round) and native / adapters.
+Prints tokens/s per engine (median and fastest step) and native / adapters.
 """
 from __future__ import annotations
 
@@ -41,18 +41,13 @@ def _adapters(base):
     return model
 
 
-def _round(model, batches) -> float:
-    params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=1e-4)
-    model.train()
-    tokens, start = 0, time.perf_counter()
-    for ids, mask in batches:
-        out = model(input_ids=ids, attention_mask=mask).last_hidden_state
-        out.float().pow(2).mean().backward()
-        opt.step()
-        opt.zero_grad()
-        tokens += int(mask.sum())
-    return tokens / (time.perf_counter() - start)
+def _step(model, opt, ids, mask) -> float:
+    start = time.perf_counter()
+    out = model(input_ids=ids, attention_mask=mask).last_hidden_state
+    out.float().pow(2).mean().backward()
+    opt.step()
+    opt.zero_grad()
+    return time.perf_counter() - start
 
 
 def main() -> None:
@@ -72,24 +67,26 @@ def main() -> None:
                 torch.ones(args.batch, args.length, dtype=torch.long))
                for _ in range(args.steps)]
     engines = {"native": _native(base), "adapters": _adapters(base)}
-    for model in engines.values():  # warm-up
-        _round(model, batches[:2])
-    speeds = {name: [] for name in engines}
+    opts = {name: torch.optim.AdamW([p for p in m.parameters() if p.requires_grad], lr=1e-4)
+            for name, m in engines.items()}
+    for name, model in engines.items():  # warm-up
+        model.train()
+        _step(model, opts[name], *batches[0])
+    # Step by step, the engines alternate: on a shared machine other jobs slow down stretches
+    # of time, which then hit both alike; the fastest and the median step are reported.
+    times = {name: [] for name in engines}
     for _ in range(args.rounds):
-        for name, model in engines.items():
-            speeds[name].append(_round(model, batches))
-    med = {name: statistics.median(v) for name, v in speeds.items()}
-    best = {name: max(v) for name, v in speeds.items()}
-    for name, v in speeds.items():
-        print(f"{name:9s} tokens/s median {med[name]:8.1f}  best {best[name]:8.1f}  "
-              f"rounds {[round(x) for x in v]}")
-    # On a shared machine other jobs slow whole rounds down; the best round and the per-round
-    # ratio (both engines measured back to back) are less affected than the medians.
-    paired = statistics.median(a / b for a, b in zip(speeds["native"], speeds["adapters"]))
-    print(f"ratio native/adapters: medians {med['native'] / med['adapters']:.3f}, best rounds "
-          f"{best['native'] / best['adapters']:.3f}, median per-round {paired:.3f}  "
-          f"(torch threads {torch.get_num_threads()}, batch {args.batch}x{args.length}, "
-          f"{args.steps} steps/round, {args.rounds} rounds)")
+        for ids, mask in batches:
+            for name, model in engines.items():
+                times[name].append(_step(model, opts[name], ids, mask))
+    tokens = args.batch * args.length
+    rate = {name: (tokens / statistics.median(v), tokens / min(v)) for name, v in times.items()}
+    for name, (median, best) in rate.items():
+        print(f"{name:9s} tokens/s: median step {median:8.1f}, fastest step {best:8.1f}")
+    print(f"ratio native/adapters: median step {rate['native'][0] / rate['adapters'][0]:.3f}, "
+          f"fastest step {rate['native'][1] / rate['adapters'][1]:.3f}  (torch threads "
+          f"{torch.get_num_threads()}, batch {args.batch}x{args.length}, "
+          f"{args.rounds * args.steps} steps per engine)")
 
 if __name__ == "__main__":
     main()

@@ -104,7 +104,7 @@ def test_card_metadata(pushed):
     data = card.data.to_dict()
     assert data["library_name"] == "adapterxl"
     assert "base_model" not in data  # builtin backbones are not on the Hub
-    assert {"adapterxl", "seq_bn", "mnli", "adapters"} <= set(data["tags"])
+    assert {"adapterxl", "seq_bn", "mnli", "bottleneck"} <= set(data["tags"])  # the engine
     assert data["language"] == ["en", "de", "sw"]
     assert "datasets" not in data  # bundled samples
     results = card.data.eval_results

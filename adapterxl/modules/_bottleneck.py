@@ -132,9 +132,11 @@ class PHMLayer(nn.Module):
         self.W_left = nn.Parameter(torch.empty(n, inputs // n, 1))
         self.W_right = nn.Parameter(torch.empty(n, 1, outputs // n))
         self.b = nn.Parameter(torch.zeros(outputs))
-        for w in (self.W_left, self.W_right):  # glorot-uniform per phm component
+        # Glorot-normal per component: what AdapterHub 1.3 runs for its "glorot-uniform"
+        # default (its first branch tests only that a non-linearity name is set).
+        for w in (self.W_left, self.W_right):
             for i in range(n):
-                nn.init.xavier_uniform_(w.data[i])
+                nn.init.xavier_normal_(w.data[i])
 
     def forward(self, x):
         rule = self.shared[0]["phm_rule"]

@@ -31,3 +31,11 @@ def test_legacy_module_same_logits(name):
         logits = model(**make_legacy.inputs())["logits"]
     expected = torch.tensor(record["logits"][name])
     assert (logits - expected).abs().max().item() <= 1e-5
+
+
+def test_legacy_module_reports_the_engine_that_runs_it():
+    from adapterxl.modules.inspect import inspect_module
+
+    nodes = inspect_module(str(HERE / "stack"))["composition"]
+    assert [n["method"] for n in nodes] == ["seq_bn_inv", "seq_bn"]
+    assert {n["engine"] for n in nodes} == {"bottleneck"}  # recorded: "adapters"

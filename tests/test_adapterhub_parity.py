@@ -72,3 +72,30 @@ def test_parity_with_adapterhub(key):
         hidden = model(input_ids=ids, attention_mask=(ids != 1).long()).last_hidden_state
     diff = (hidden - HIDDEN[key]).abs().max().item()
     assert diff <= 1e-5, f"{key}: max abs diff {diff}"
+
+
+@pytest.mark.parametrize("case", ["seq_bn_inv", "double_seq_bn"])
+def test_import_reads_adapterhub_files(tmp_path, case):
+    """`adapterxl import` turns the files adapters 1.3 wrote into a module holding the same
+    tensors, without the `adapters` package."""
+    import shutil
+
+    from adapterxl.backbone import builtin_path
+    from adapterxl.modules import open_module
+    from conftest import cli
+
+    model = _build("xlm-roberta")
+    model.save_pretrained(tmp_path / "backbone")
+    for f in builtin_path("tiny-xlmr").iterdir():  # a tokenizer for the backbone folder
+        if "token" in f.name:
+            shutil.copy(f, tmp_path / "backbone" / f.name)
+    source = HERE / "cases" / "xlm-roberta" / case / "a"
+    result = cli("import", source, "-o", tmp_path / "mod", "--model", tmp_path / "backbone")
+    assert result.exit_code == 0, result.output
+    mod = open_module(tmp_path / "mod")
+    assert mod.method == case
+    theirs = {k.replace(".a.", ".{module}."): v for k, v in
+              load_file(source / "adapter.safetensors").items()}
+    ours = mod.weights()
+    assert set(ours) == set(theirs)
+    assert all(torch.equal(ours[k], theirs[k]) for k in ours)

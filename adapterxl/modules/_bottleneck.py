@@ -12,9 +12,9 @@ Placement, per family (see SITES):
   sublayer module itself (`attention.output`, `output`, `layer.0`, `layer.1`), act on the
   dense output after its dropout, and the module's LayerNorm (post-LN only) is re-applied
   after them, as AdapterHub's original_ln_before/after do;
-- pre-LN models wired through hooks (XLM-R XL, Llama, Qwen2): the adapters act on the
-  projection's output (o_proj / down_proj / output.dense), the residual being the input of the
-  pre-norm; the model adds the residual itself afterwards.
+- pre-LN models (XLM-R XL, Llama, Qwen2): the adapters act on the attention / MLP output
+  (XLM-R XL: its output.dense, before that module's dropout), the residual being the input
+  of the pre-norm; the model adds the residual itself afterwards.
 Forward hooks only; no transformers class is patched.
 """
 from __future__ import annotations
@@ -84,10 +84,12 @@ class Site:
 
 _BERT = (Site("mh_adapter", "attention.output", "attention.output.dropout", ln="LayerNorm"),
          Site("output_adapter", "output", "output.dropout", ln="LayerNorm"))
-_DECODER = (Site("mh_adapter", "attention_adapters", "self_attn.o_proj", "input_layernorm",
+# The whole attention / MLP output (= o_proj / down_proj's), so that a LoRA that PEFT adds to
+# o_proj or down_proj is included, as in AdapterHub's Llama layer.
+_DECODER = (Site("mh_adapter", "attention_adapters", "self_attn", "input_layernorm",
                  hooked=True),
-            Site("output_adapter", "output_adapters", "mlp.down_proj",
-                 "post_attention_layernorm", hooked=True))
+            Site("output_adapter", "output_adapters", "mlp", "post_attention_layernorm",
+                 hooked=True))
 # (layers, embeddings, where invertible_adapters live, sites)
 FAMILIES = {
     "xlm-roberta": ("encoder.layer", "embeddings", "", _BERT),

@@ -62,6 +62,9 @@ def test_adapterhub_config_the_engine_does_not_compute_is_refused():
     config = _bottleneck.to_adapterhub("seq_bn", {})
     with pytest.raises(AdapterxlError, match="use_gating"):
         _bottleneck.from_adapterhub(dict(config, use_gating=True))
+    with pytest.raises(AdapterxlError, match="residual_before_ln must be true or false"):
+        method, ours = _bottleneck.from_adapterhub(dict(config, residual_before_ln="post_add"))
+        _bottleneck.full_config(method, ours)
     with pytest.raises(AdapterxlError, match="matches none"):
         _bottleneck.from_adapterhub(dict(config, mh_adapter=True, original_ln_before=True,
                                          is_parallel=True))

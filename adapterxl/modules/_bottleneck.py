@@ -7,7 +7,7 @@ parameter names (`...output.adapters.<name>.adapter_down.0.weight`,
 AdapterHub weight files map 1:1 and modules written by the `adapters` engine load unchanged.
 tests/fixtures/adapterhub holds the parity fixtures, made by that library.
 
-Placement, per family (see SITES):
+Placement, per family (see FAMILIES):
 - post-LN encoders (XLM-R, BERT, mDeBERTa) and mT5's sublayers: the adapters live on the
   sublayer module itself (`attention.output`, `output`, `layer.0`, `layer.1`), act on the
   dense output after its dropout, and the module's LayerNorm (post-LN only) is re-applied
@@ -55,14 +55,18 @@ FIXED = {"ln_before": False, "ln_after": False, "adapter_residual_before_ln": Fa
          "factorized_phm_rule": False, "phm_c_init": "normal", "phm_init_range": 0.0001,
          "learn_phm": True, "hypercomplex_nonlinearity": "glorot-uniform", "phm_rank": 1,
          "phm_bias": True, "stochastic_depth": 0.0}
-FUSION = {"key": True, "query": True, "value": True, "query_before_ln": False,
-          "regularization": True, "residual_before": False, "temperature": False,
-          "value_before_softmax": True, "value_initialized": True, "dropout_prob": None}
 
 
 def full_config(method: str, config: dict) -> dict:
     """AdapterHub's complete config for a method and adapterxl's (partial) config of it."""
-    return {**BASE, **PRESETS[method], **config}
+    full = {**BASE, **PRESETS[method], **config}
+    for key in ("original_ln_before", "original_ln_after", "residual_before_ln"):
+        if not isinstance(full[key], bool):  # e.g. AdapterHub's residual_before_ln="post_add"
+            raise AdapterxlError(f"{method}: {key} must be true or false, got {full[key]!r}")
+    if not isinstance(full["scaling"], (int, float)) or isinstance(full["scaling"], bool):
+        raise AdapterxlError(f"{method}: scaling must be a number (AdapterHub's learned "
+                             f"scalings are not supported), got {full['scaling']!r}")
+    return full
 
 
 @dataclass(frozen=True)
@@ -279,7 +283,9 @@ class Engine:
         layers, embeddings, base, sites = FAMILIES[model_type]
         self.hidden = model.config.hidden_size if hasattr(model.config, "hidden_size") \
             else model.config.d_model
-        self.dropout = float(getattr(model.config, "attention_probs_dropout_prob", 0.0) or 0.0)
+        # AdapterFusion's attention dropout, as AdapterHub takes it from the model config
+        self.fusion_dropout = float(getattr(model.config, "attention_probs_dropout_prob", 0.0)
+                                    or 0.0)
         self.base = _get(model, base)
         self.layers = list(_get(model, layers))
         self.stack: list[str] = []
@@ -340,7 +346,7 @@ class Engine:
                 del owner.adapter_fusion_layer[name]
             present = [m in owner.adapters for m in members]
             if all(present):
-                owner.adapter_fusion_layer[name] = Fusion(self.hidden, self.dropout)
+                owner.adapter_fusion_layer[name] = Fusion(self.hidden, self.fusion_dropout)
         self.to(self.layers[0].parameters().__next__().device)
 
     def to(self, device) -> None:

@@ -48,7 +48,7 @@ from .tasks import Task, get_task, guard_warning
 
 # Fusion learning rates: AdapterFusion's 5e-5 (Pfeiffer et al. 2021); LoRA fusion trains one
 # logit per module per projection, which moves at LoRA-like rates only if the rate is large.
-FUSION_LR = {"adapters": 5e-5, "peft": 1e-2}
+FUSION_LR = {"bottleneck": 5e-5, "peft": 1e-2}
 
 
 
@@ -69,7 +69,7 @@ def versions() -> dict:
 
     # adapterxl's own version from the code that runs (installed metadata may be another copy's)
     out = {"python": platform.python_version(), "adapterxl": __version__}
-    for pkg in ("torch", "transformers", "adapters", "peft", "bitsandbytes",
+    for pkg in ("torch", "transformers", "peft", "bitsandbytes",
                 "accelerate", "datasets"):
         try:
             out[pkg] = md.version(pkg)
@@ -750,7 +750,7 @@ def _manifest(cfg, data: dict[str, _TaskData], model, top, hp, init_from, result
     if isinstance(top, Fusion):
         method = {"name": "fusion", "engine": top.engine,
                   "config": {"members": len(top.members),
-                             "kind": ("AdapterFusion (dynamic)" if top.engine == "adapters"
+                             "kind": ("AdapterFusion (dynamic)" if top.engine == "bottleneck"
                                       else "learned weighted combination")}}
     else:
         method = {"name": top.method, "engine": get_method(top.method).engine,

@@ -6,8 +6,8 @@ from conftest import quick
 
 
 def _base_weights(model):
-    # PEFT renames wrapped weights (query.weight -> query.base_layer.weight); adapters adds new
-    # parameters only. Map back to the original names.
+    # PEFT renames wrapped weights (query.weight -> query.base_layer.weight); the bottleneck
+    # engine adds new parameters only. Map back to the original names.
     return {n.replace(".base_layer", ""): p.detach().clone() for n, p in model.named_parameters()
             if "axl" not in n}
 

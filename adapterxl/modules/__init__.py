@@ -1,5 +1,5 @@
 """Modules and their composition behind one interface. Which library implements a method
-(`adapters` or PEFT) stays inside this package."""
+(the native bottleneck engine or PEFT) stays inside this package."""
 from __future__ import annotations
 
 from ..backbone import Backbone

@@ -1,4 +1,4 @@
-"""Interoperability: export a module in PEFT's or the `adapters` library's own format, and
+"""Interoperability: export a module in PEFT's or AdapterHub's (`adapters`) own format, and
 import adapters in those formats (ours, or published by others, e.g. AdapterHub language
 adapters) as adapterxl modules.
 
@@ -6,9 +6,10 @@ adapters) as adapterxl modules.
   class: peft_type, base_model_name_or_path, the real target module names, r, lora_alpha) and
   `adapter_model.safetensors` with PEFT's key names, for
   `PeftModel.from_pretrained(AutoModel.from_pretrained(backbone), DIR)`.
-- Bottleneck-type modules -> `adapters`: `adapter_config.json` (config, model_type,
+- Bottleneck-type modules -> AdapterHub: `adapter_config.json` (config, model_type,
   hidden_size, name, version) and `adapter.safetensors`, for
-  `adapters.init(model); model.load_adapter(DIR, use_safetensors=True)`.
+  `adapters.init(model); model.load_adapter(DIR, use_safetensors=True)`. Written and read
+  without the `adapters` package: the bottleneck engine uses AdapterHub's parameter names.
 - The head is adapterxl's own: exported beside as `head.safetensors` + `head_config.json`
   (task, format, labels, head config); an import restores it when present.
 
@@ -19,7 +20,6 @@ given at import (`--model`), so using them on other weights is refused like any 
 """
 from __future__ import annotations
 
-import json
 import re
 import time
 from pathlib import Path
@@ -39,9 +39,6 @@ PEFT_PREFIX = "base_model.model."
 PLACEHOLDER = "{module}"
 # PEFT parameter groups, followed by the adapter name in the live model's parameter names.
 _PEFT_PARTS = ("lora_A", "lora_B", "lora_magnitude_vector", "ia3_l")
-# Fields of an `adapters` config that decide which method it is.
-_FIXED = ("architecture", "inv_adapter", "is_parallel", "phm_layer", "mh_adapter",
-          "output_adapter")
 
 
 # ---- export ---------------------------------------------------------------------------------
@@ -62,9 +59,12 @@ def export_module(module, fmt: str, output) -> Path:
             f"holds one adapter, which would not work alone; export each level separately "
             f"({mod.path}/stack/NN-name, then {mod.path}) and stack them in that library")
     engine = get_method(mod.method).engine
-    if engine != ("peft" if fmt == "peft" else "adapters"):
+    if mod.method == "prefix":
+        raise AdapterxlError("prefix modules cannot be exported: adapterxl no longer builds "
+                             "prefix tuning")
+    if engine != ("peft" if fmt == "peft" else "bottleneck"):
         other = "adapters" if fmt == "peft" else "peft"
-        raise AdapterxlError(f"{mod.method} modules are built by the {engine} library: export "
+        raise AdapterxlError(f"{mod.method} modules are built by the {engine} engine: export "
                              f"them with --format {other}")
     weights = mod.weights()
     out = Path(output)
@@ -129,27 +129,35 @@ def _write_peft(mod: ModuleDir, weights: dict, out: Path) -> None:
 
 
 def _write_adapters(mod: ModuleDir, weights: dict, out: Path) -> None:
-    import adapters
     from safetensors.torch import save_file
-    from transformers.models.auto.modeling_auto import MODEL_MAPPING_NAMES
-
-    from .. import _io
-    from .methods import adapters_config
 
     name = re.sub(r"[^A-Za-z0-9_-]", "_", mod.name)
-    backbone = mod.manifest["backbone"]
+    config, tensors = adapterhub_files(mod.method, mod.method_config, name,
+                                       mod.manifest["backbone"], weights)
+    _io.write_json(out / CONFIG, config)
+    save_file(tensors, out / ADAPTERS_WEIGHTS[0], metadata={"format": "pt"})
+
+
+def adapterhub_files(method: str, method_cfg: dict, name: str, backbone: dict,
+                     weights: dict) -> tuple[dict, dict]:
+    """AdapterHub's adapter_config.json and weights for a bottleneck module, made without its
+    library: the native engine's parameter names are AdapterHub's, so the weights only get
+    the adapter's name in place of the placeholder. `backbone`: the manifest's description."""
+    from transformers.models.auto.modeling_auto import MODEL_MAPPING_NAMES
+
+    from .. import __version__
+    from ._bottleneck import to_adapterhub
+
     config = {
-        "config": adapters_config(mod.method, mod.method_config).to_dict(),
+        "config": to_adapterhub(method, method_cfg),
         "hidden_size": backbone.get("hidden_size"),
         "model_class": MODEL_MAPPING_NAMES.get(backbone.get("model_type")),
-        "model_name": backbone["id"],
+        "model_name": backbone.get("id"),
         "model_type": backbone.get("model_type"),
         "name": name,
-        "version": f"adapters.{adapters.__version__}",
+        "version": f"adapterxl.{__version__}",
     }
-    _io.write_json(out / CONFIG, config)
-    save_file({k.replace(PLACEHOLDER, name): v.contiguous() for k, v in weights.items()},
-              out / ADAPTERS_WEIGHTS[0], metadata={"format": "pt"})
+    return config, {k.replace(PLACEHOLDER, name): v.contiguous() for k, v in weights.items()}
 
 
 # ---- import ---------------------------------------------------------------------------------
@@ -271,10 +279,16 @@ def _from_peft(config: dict, tensors: dict, backbone, source: str) -> tuple[str,
                     "dropout": config.get("lora_dropout", 0.0), "matrices": names}, state
 
 
-def _from_adapters(config: dict, backbone, source: str) -> tuple[str, dict]:
-    from adapters import AdapterConfig
+# AdapterHub's names for the configs it ships, as adapter_config.json may give them.
+_CONFIG_IDS = {"seq_bn": "seq_bn", "pfeiffer": "seq_bn", "double_seq_bn": "double_seq_bn",
+               "houlsby": "double_seq_bn", "par_bn": "par_bn", "parallel": "par_bn",
+               "scaled_par_bn": None, "compacter": "compacter", "seq_bn_inv": "seq_bn_inv",
+               "pfeiffer+inv": "seq_bn_inv", "double_seq_bn_inv": None, "houlsby+inv": None}
 
-    from .methods import METHODS, _library_fields, adapters_config
+
+def _from_adapters(config: dict, backbone, source: str) -> tuple[str, dict]:
+    from ._bottleneck import from_adapterhub
+    from .methods import method_config
 
     for key, ours in (("model_type", backbone.model_type),
                       ("hidden_size", backbone.hidden_size)):
@@ -283,30 +297,20 @@ def _from_adapters(config: dict, backbone, source: str) -> tuple[str, dict]:
                                  f"{backbone.id} has {ours!r}")
     theirs = config["config"]
     if isinstance(theirs, str):
-        theirs = AdapterConfig.load(theirs).to_dict()
-    theirs = json.loads(json.dumps(theirs))
-    for method in METHODS.values():
-        if method.engine != "adapters":
-            continue
-        lib = AdapterConfig.load(method.library_id).to_dict()
-        if all(theirs.get(k) == lib.get(k) for k in _FIXED):
-            break
-    else:
-        arch = theirs.get("architecture") or "bottleneck"
+        if _CONFIG_IDS.get(theirs) is None:
+            raise AdapterxlError(f"{source}: this adapter architecture ({theirs}) matches no "
+                                 f"adapterxl method")
+        return _CONFIG_IDS[theirs], {}
+    arch = theirs.get("architecture") or "bottleneck"
+    if arch != "bottleneck":
         raise AdapterxlError(f"{source}: this adapter architecture ({arch}) matches no "
                              f"adapterxl method")
-    base = json.loads(json.dumps(adapters_config(method.name, method.defaults).to_dict()))
-    allowed = _library_fields(method)
-    overrides = {k: v for k, v in theirs.items() if k in allowed and base.get(k) != v}
-    from .methods import method_config
-
-    cfg = method_config(method.name, overrides)
-    rebuilt = json.loads(json.dumps(adapters_config(method.name, cfg).to_dict()))
-    differ = [k for k in theirs if k in rebuilt and rebuilt[k] != theirs[k]]
-    if differ:
-        raise AdapterxlError(f"{source}: config field {differ[0]} = {theirs[differ[0]]!r} "
-                             f"cannot be reproduced by adapterxl's {method.name}")
-    return method.name, overrides
+    try:
+        method, overrides = from_adapterhub(theirs)
+    except AdapterxlError as e:
+        raise AdapterxlError(f"{source}: {e}") from None
+    method_config(method, overrides)  # refuses values adapterxl does not accept
+    return method, overrides
 
 
 def import_module(source, output, model: str | None = None, task: str | None = None,

@@ -3,7 +3,7 @@ parameter counts, heads, backbone, metrics, and for a fusion the weight each mem
 from __future__ import annotations
 
 from ..errors import AdapterxlError
-from .methods import get_method
+from .methods import engine_name, get_method
 from .store import HEAD, WEIGHTS, ModuleDir, open_module, sha256
 
 SPLITS = ("validation", "test", "train")  # where inspect looks for data, in this order
@@ -54,7 +54,8 @@ def inspect_module(path: str, data: str | None = None, data_dir: str | None = No
 def _node(mod: ModuleDir) -> dict:
     node = {"name": mod.name, "task": mod.manifest["task"], "role": mod.role,
             "kind": mod.kind, "method": mod.method,
-            "engine": mod.manifest["method"].get("engine") or _engine(mod),
+            # the engine that runs it now (format-1 manifests recorded "adapters")
+            "engine": engine_name(mod.manifest["method"].get("engine") or _engine(mod)),
             "config": mod.method_config, "parameters": _count(mod, WEIGHTS),
             "sha256": mod.manifest.get("files", {}).get(WEIGHTS),
             "intact": _intact(mod, WEIGHTS)}
@@ -112,13 +113,13 @@ def _fusion_weights(mod: ModuleDir, data, data_dir, task, language, max_examples
 
     names = _member_names(mod)
     engine = _engine(mod)
-    if engine == "adapters" and data is None and data_dir is None:
+    if engine == "bottleneck" and data is None and data_dir is None:
         return {"fusion_weights": None, "fusion_average": None,
                 "fusion_data": "AdapterFusion's weights depend on the input: give data "
                                "(--data samples|hf or --data-dir) to measure them"}
     backbone = load_backbone(model or mod.manifest["backbone"]["id"])
     net = load_for_inference(backbone, mod)
-    if engine == "adapters":
+    if engine == "bottleneck":
         batches, described = _batches(mod, backbone, data or "hf", data_dir, task, language,
                                       max_examples)
         raw = net.fusion_weights(batches)

@@ -1,7 +1,7 @@
 """Merging modules: N modules of one method become one new module, a directory like any other
 (stackable, evaluable, fusable).
 
-    bottleneck-type (`adapters` engine) and IA3:  θ = Σ_i w_i θ_i, tensor by tensor
+    bottleneck-type (bottleneck engine) and IA3:  θ = Σ_i w_i θ_i, tensor by tensor
     LoRA:   exact merge of the updates, by concatenating ranks:
             A = [A_1; A_2; ...],  B = [c_1 w_1 B_1, c_2 w_2 B_2, ...]  so that
             s · B A = Σ_i w_i s_i B_i A_i  (s_i = alpha_i / r_i, s the merged scale, c_i = s_i/s)

@@ -1,10 +1,13 @@
 """Methods a module can be built with, and which engine builds each. Users choose a method;
-the engine (the `adapters` library or PEFT) is our choice and is recorded in the manifest.
+the engine (adapterxl's own bottleneck engine, or PEFT) is our choice and is recorded in the
+manifest (manifests of format 1 record "adapters", AdapterHub's library, which computed
+the same: see ENGINE_ALIASES).
 
-Bottleneck-style methods (and prefix tuning) come from `adapters`, which composes them as a
-sequential Stack and fuses them with AdapterFusion. LoRA, DoRA and IA3 come from PEFT, because
-several active PEFT adapters add their updates (W·x + ΔW_a·x + ΔW_b·x), which is what stacking
-LoRA modules means in adapterxl; the `adapters` library's Stack would chain them instead."""
+Bottleneck-style methods come from the bottleneck engine (_bottleneck.py), which composes
+them as a sequential stack and fuses them with AdapterFusion, as AdapterHub does. LoRA, DoRA
+and IA3 come from PEFT, because several active PEFT adapters add their updates
+(W·x + ΔW_a·x + ΔW_b·x), which is what stacking LoRA modules means in adapterxl; a
+sequential stack would chain them instead."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -15,10 +18,10 @@ from ..errors import AdapterxlError, unknown
 @dataclass(frozen=True)
 class Method:
     name: str
-    engine: str                       # "adapters" or "peft"
+    engine: str                       # "bottleneck" or "peft"
     defaults: dict = field(default_factory=dict)
     doc: str = ""
-    library_id: str = ""              # the adapters library's config id
+    library_id: str = ""              # AdapterHub's config id (its file format)
     fusable: bool = True              # can be a member of --fuse
     lr: float = 1e-4                  # default learning rate (the paper's 1e-5 is for full FT)
 
@@ -26,20 +29,20 @@ class Method:
 _BN = {"reduction_factor": 16, "non_linearity": "relu", "dropout": 0.0, "leave_out": []}
 
 METHODS = {m.name: m for m in [
-    Method("seq_bn", "adapters", _BN,
+    Method("seq_bn", "bottleneck", _BN,
            "sequential bottleneck adapter after each layer's FFN (Pfeiffer)", "seq_bn"),
-    Method("double_seq_bn", "adapters", dict(_BN, non_linearity="swish"),
+    Method("double_seq_bn", "bottleneck", dict(_BN, non_linearity="swish"),
            "bottleneck adapters after attention and after the FFN (Houlsby)", "double_seq_bn"),
-    Method("par_bn", "adapters", dict(_BN, reduction_factor=2, scaling=4.0),
+    Method("par_bn", "bottleneck", dict(_BN, reduction_factor=2, scaling=4.0),
            "parallel bottleneck adapter beside each FFN (He et al.)", "par_bn"),
-    Method("compacter", "adapters",
+    Method("compacter", "bottleneck",
            {"reduction_factor": 32, "phm_dim": 4, "dropout": 0.0, "leave_out": []},
            "Houlsby adapters with Kronecker-factored (PHM) weights", "compacter"),
-    Method("prefix", "adapters",
+    Method("prefix", "bottleneck",
            {"prefix_length": 30, "bottleneck_size": 512, "dropout": 0.0, "leave_out": []},
            "trainable key/value prefixes in every attention layer", "prefix_tuning",
            fusable=False, lr=1e-3),
-    Method("seq_bn_inv", "adapters", _BN,
+    Method("seq_bn_inv", "bottleneck", _BN,
            "language module (MAD-X): seq_bn plus an invertible adapter on the embeddings",
            "seq_bn_inv"),
     Method("lora", "peft",
@@ -54,6 +57,14 @@ METHODS = {m.name: m for m in [
            fusable=False, lr=3e-3),
 ]}
 
+# The engine name earlier manifests recorded for the same computation.
+ENGINE_ALIASES = {"adapters": "bottleneck"}
+
+
+def engine_name(name: str) -> str:
+    return ENGINE_ALIASES.get(name, name)
+
+
 # Earlier module manifests spelled LoRA's target list as PEFT module names.
 _LEGACY_KEYS = {"target_modules": "matrices"}
 _LEGACY_TARGETS = {"query": "q", "key": "k", "value": "v"}
@@ -67,7 +78,8 @@ def get_method(name: str) -> Method:
 
 def method_config(name: str, overrides: dict | None = None) -> dict:
     """The method's defaults with the user's overrides; unknown keys are refused. For
-    `adapters` methods any field of the library's config class is accepted too."""
+    bottleneck methods the few AdapterHub config fields the engine implements are accepted
+    too (_bottleneck.TUNABLE)."""
     method = get_method(name)
     config = dict(method.defaults)
     allowed = set(config) | _library_fields(method)
@@ -83,15 +95,11 @@ def method_config(name: str, overrides: dict | None = None) -> dict:
 
 
 def _library_fields(method: Method) -> set[str]:
-    if method.engine != "adapters":
+    if method.engine != "bottleneck" or method.name == "prefix":
         return set()
-    import dataclasses
+    from ._bottleneck import TUNABLE
 
-    from adapters import AdapterConfig
-
-    fixed = {"architecture", "inv_adapter", "is_parallel", "phm_layer", "mh_adapter",
-             "output_adapter"}  # these would turn the method into another one
-    return {f.name for f in dataclasses.fields(AdapterConfig.load(method.library_id))} - fixed
+    return set(TUNABLE)
 
 
 def _check(name: str, config: dict) -> None:
@@ -110,10 +118,3 @@ def _check(name: str, config: dict) -> None:
             config["matrices"] = [m for m in config["matrices"].split(",") if m]
         if not config["matrices"]:
             raise AdapterxlError(f"{name}: matrices must name at least one projection")
-
-
-def adapters_config(name: str, config: dict):
-    """The `adapters` library config object for a method of that engine."""
-    from adapters import AdapterConfig
-
-    return AdapterConfig.load(get_method(name).library_id, **config)

@@ -2,9 +2,9 @@
 
 The composition, bottom first, is a stack of modules, optionally topped by a fusion of
 several modules. At most one element trains: the top module, or the fusion. Bottleneck
-modules (the `adapters` engine) run as a sequential Stack; LoRA/DoRA/IA3 modules (PEFT) are
-all active at once, so their updates add up. Both engines can share one model: each acts at
-its own sites (adapters after sublayers, PEFT inside the projections)."""
+modules (the native bottleneck engine) run as a sequential stack; LoRA/DoRA/IA3 modules (PEFT)
+are all active at once, so their updates add up. Both engines can share one model: each acts
+at its own sites (adapters after sublayers, PEFT inside the projections)."""
 from __future__ import annotations
 
 import contextlib
@@ -16,7 +16,7 @@ from torch import nn
 from ..backbone import Backbone
 from ..errors import AdapterxlError
 from ..heads import build_head
-from . import _adapters, _peft
+from . import _bottleneck, _peft
 from .methods import get_method, method_config
 
 SLOT_PREFIX = "axl"
@@ -62,11 +62,12 @@ class ModularModel(nn.Module):
         self.head_configs: dict[str, dict] = {}
         self.active_head: str | None = None
         self._peft = None
+        self._bottleneck: _bottleneck.Engine | None = None
         # Which encoder inputs the tokenizer produces that the encoder accepts.
         self._input_names = list(backbone.tokenizer.model_input_names)
-        if any(get_method(m).engine == "adapters" for m in methods):
-            # Before PEFT wraps any projection: `adapters` rewrites the layers it knows.
-            _adapters.init(self.encoder, backbone.model_type)
+        if any(get_method(m).engine == "bottleneck" for m in methods):
+            # Before PEFT wraps any projection: the engine hooks the original Linear modules.
+            self._bottleneck = _bottleneck.attach(self.encoder, backbone.model_type)
 
     # ---- modules -------------------------------------------------------------------------
     def add_module(self, method: str, config: dict, trainable: bool, fused: bool = False) -> Slot:
@@ -77,16 +78,15 @@ class ModularModel(nn.Module):
         if any(s.trainable for s in self.slots):
             raise AdapterxlError("only the top module of a stack can be trained")
         config = method_config(method, config)
-        below = [s.method for s in self.slots if s.engine == "adapters" and not s.fused]
+        below = [s.method for s in self.slots if s.engine == "bottleneck" and not s.fused]
         if not fused and below and "par_bn" in below + [method] and get_method(method).engine \
-                == "adapters":
-            # adapters 1.3: inside a Stack, a parallel adapter restarts from the sublayer's
+                == "bottleneck":
+            # As in AdapterHub: inside a stack, a parallel adapter restarts from the sublayer's
             # input, so a par_bn module on top silently discards the modules below it (and
             # above one, a module sees only par_bn's change): not a sequential stack.
             raise AdapterxlError(f"par_bn cannot be stacked with other bottleneck-type modules "
-                                 f"({', '.join(below + [method])}): the adapters library's "
-                                 f"parallel adapter ignores the modules below it; use seq_bn, "
-                                 f"or LoRA on top")
+                                 f"({', '.join(below + [method])}): a parallel adapter ignores "
+                                 f"the modules below it; use seq_bn, or LoRA on top")
         if method == "compacter":
             width = int(self.backbone.hidden_size // config["reduction_factor"])
             if width < config["phm_dim"] or width % config["phm_dim"]:
@@ -95,11 +95,14 @@ class ModularModel(nn.Module):
                     f"reduction_factor {config['reduction_factor']} = {width}) must be a "
                     f"multiple of phm_dim {config['phm_dim']}; choose another reduction_factor")
         slot = Slot(f"{SLOT_PREFIX}{len(self.slots)}", method, config, trainable, fused)
-        if slot.engine == "adapters":
-            if self._peft is not None and not hasattr(self.encoder, "adapters_config"):
-                raise AdapterxlError(f"a {method} module cannot be added after LoRA-type "
-                                     f"modules on this model; build it with both methods known")
-            _adapters.add(self.encoder, slot.name, method, config, self.backbone.model_type)
+        if slot.engine == "bottleneck":
+            if self._bottleneck is None:
+                if self._peft is not None:
+                    raise AdapterxlError(f"a {method} module cannot be added after LoRA-type "
+                                         f"modules on this model; build it with both methods "
+                                         f"known")
+                self._bottleneck = _bottleneck.attach(self.encoder, self.backbone.model_type)
+            self._bottleneck.add(slot.name, method, config)
         else:
             self._peft = _peft.add(self.encoder, slot.name, method, config,
                                    self.backbone.model_type, self._peft)
@@ -122,9 +125,9 @@ class ModularModel(nn.Module):
                 raise AdapterxlError(f"{m.method} modules cannot be fused; stack or merge them")
         fusion = Fusion(members, trainable, config={"members": len(members)})
         names = [m.name for m in members]
-        if fusion.engine == "adapters":
+        if fusion.engine == "bottleneck":
             _check_supported(self.backbone.model_type, "fusion")
-            _adapters.add_fusion(self.encoder, fusion.name, names)
+            self._bottleneck.add_fusion(fusion.name, names)
         else:
             self.lora_fusion = _peft.LoraFusion(self.encoder, names).to(self.backbone.device)
         self.fusion = fusion
@@ -132,11 +135,12 @@ class ModularModel(nn.Module):
         return fusion
 
     def _activate(self) -> None:
-        stack = [s.name for s in self.slots if s.engine == "adapters" and not s.fused]
+        stack = [s.name for s in self.slots if s.engine == "bottleneck" and not s.fused]
         fusion = None
-        if self.fusion is not None and self.fusion.engine == "adapters":
+        if self.fusion is not None and self.fusion.engine == "bottleneck":
             fusion = (self.fusion.name, [m.name for m in self.fusion.members])
-        _adapters.activate(self.encoder, stack, fusion)
+        if self._bottleneck is not None:
+            self._bottleneck.activate(stack, fusion)
         if self._peft is not None:
             _peft.activate(self._peft, [s.name for s in self.slots if s.engine == "peft"])
         self.freeze()
@@ -223,7 +227,7 @@ class ModularModel(nn.Module):
     # ---- training state ------------------------------------------------------------------
     def freeze(self) -> None:
         """Everything frozen except the trainable slot (or fusion) and, when something
-        trains, the heads. Engines flip requires_grad when adapters are (re)activated, so this
+        trains, the heads. PEFT flips requires_grad when adapters are (re)activated, so this
         runs last."""
         self.encoder.requires_grad_(False)
         if self.lora_fusion is not None:  # lives outside the encoder
@@ -263,8 +267,7 @@ class ModularModel(nn.Module):
 
     def encode(self, **inputs):
         """The encoder's output for the tokenizer's inputs (other keys are ignored)."""
-        extra = {k: inputs.pop(k) for k in ("output_hidden_states",
-                                             "output_adapter_fusion_attentions") if k in inputs}
+        extra = {k: inputs.pop(k) for k in ("output_hidden_states",) if k in inputs}
         inputs = {k: v for k, v in inputs.items() if k in self._input_names}
         if inputs["input_ids"].dim() == 3:  # multiple choice: [batch, choices, length]
             inputs = {k: v.flatten(0, 1) for k, v in inputs.items()}
@@ -280,6 +283,12 @@ class ModularModel(nn.Module):
         out = {"logits": logits}
         if labels is not None:
             out["loss"] = self.head.loss(logits, labels)
+            if self.training and self._bottleneck is not None:
+                # AdapterFusion's penalty keeping its value map near the identity (AdapterHub
+                # adds it to the loss of a training fusion).
+                reg = self._bottleneck.regularization()
+                if reg is not None:
+                    out["loss"] = out["loss"] + reg.to(out["loss"].dtype)
         return out
 
     @torch.no_grad()
@@ -304,10 +313,15 @@ class ModularModel(nn.Module):
             raise AdapterxlError("AdapterFusion's attention depends on the input: give data")
         sums, count = {}, 0.0
         for batch in batches:
-            outputs, inputs = self.encode(**batch, output_adapter_fusion_attentions=True)
+            self._bottleneck.attentions = {}
+            try:
+                _, inputs = self.encode(**batch)
+                found = self._bottleneck.attentions
+            finally:
+                self._bottleneck.attentions = None
             mask = inputs["attention_mask"].float().cpu()
-            for site, att in _adapters.fusion_attentions(outputs).items():
-                att = torch.as_tensor(att).float()
+            for site, att in found.items():
+                att = att.float().cpu()
                 sums[site] = sums.get(site, 0) + (att * mask.unsqueeze(-1)).sum((0, 1))
             count += float(mask.sum())
         return {site: s / count for site, s in sums.items()}

@@ -26,7 +26,8 @@ import torch
 from .. import _io
 from ..errors import AdapterxlError
 
-FORMAT_VERSION = 1
+# 2: bottleneck modules record engine "bottleneck" (1: "adapters"; same tensors, same outputs)
+FORMAT_VERSION = 2
 MANIFEST = "manifest.json"
 WEIGHTS = "module.safetensors"
 HEAD = "head.safetensors"

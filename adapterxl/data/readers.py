@@ -306,6 +306,9 @@ def read_conllu(path, column: str = "upos", task=None, multiword: str = "surface
     def flush():
         if not words:
             return
+        if not all(w[2] == "_" for w in words):
+            for w in words:  # every word's tag is checked, also those a span drops
+                label(w[2], path, w[4])
         items = [(w[1], w[2], w[4]) for w in words]
         if surface:
             items = _surface_sentence(words, spans, parents, lang)
@@ -926,7 +929,7 @@ def read_local(task, kind: str, paths, lang: str):
     if kind == "squad_json":
         return read_squad_json(paths[0])
     if kind == "conllu":
-        return read_conllu(paths[0], task=task)
+        return read_conllu(paths[0], task=task, lang=lang)
     if kind == "conll":
         return read_conll_columns(paths[0], task=task)
     if kind == "txt":

@@ -302,6 +302,9 @@ def test_headerless_xtreme_xnli_tsv(tmp_path):
         {"text": ("الجو جميل اليوم.", "الطقس سيء."), "label": None}]
     # header detection: a sentence pair is not a header row
     assert read_tsv(XNLI, dev)[0]["label"] == 0
+    # XTREME's processors read these files with no quote character: the model sees the marks
+    assert read_tsv(XNLI, dev, header=False, unquote=False)[1]["text"] == (
+        '"She said ""no"" twice."', "She agreed.")
 
 
 def test_headerless_pawsx_digit_labels_and_raw_quotes(tmp_path):

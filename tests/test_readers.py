@@ -471,7 +471,8 @@ def test_tatoeba_aligned_and_hidden(tmp_path):
     labels = write(tmp_path / "test-ja.tsv", "2\n0\n1\n")
     assert read_tatoeba(src, trg, "ja", gold=labels)["gold"] == {
         "ja-0": ["en-1"], "ja-1": ["en-2"], "ja-2": ["en-0"]}
-    with pytest.raises(AdapterxlError, match=r"bad\.tsv:1: expected a line number of .*x\.jpn \(0\.\.2\)"):
+    with pytest.raises(AdapterxlError,
+                       match=r"bad\.tsv:1: expected a line number of .*x\.jpn \(0\.\.2\)"):
         read_tatoeba(src, trg, "ja", gold=write(tmp_path / "bad.tsv", "3\n0\n1\n"))
     short = write(tmp_path / "short.eng", "I like cats.\n")
     with pytest.raises(AdapterxlError, match=r"has 3 sentences but .*short\.eng has 1"):

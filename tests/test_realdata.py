@@ -332,10 +332,16 @@ def test_bucc_real_sample_mining_f1_equals_xtreme_procedure():
     for s, t in sorted(gold_lines):
         partner.setdefault(dict(en)[t], zh_text[s])
     noise = {t: rng.standard_normal(dim) for t in sorted(base)}
+    # a repeated English sentence is a close copy of a Chinese sentence outside the gold, so
+    # the pair is mined with a high score: only the duplicate rule keeps it out
+    gold_zh = {zh_text[s] for s, _ in gold_lines}
+    spare = sorted({t for _, t in zh} - gold_zh - set(repeated["queries"]))
+    partner.update(zip(sorted(repeated["candidates"]), spare))
 
     def vec(text, english):
         if english and text in partner:
-            return base[partner[text]] + 0.9 * noise[text]
+            scale = 0.2 if text in repeated["candidates"] else 0.9
+            return base[partner[text]] + scale * noise[text]
         return base[text]
 
     x = np.array([vec(t, False) for _, t in zh])

@@ -1,4 +1,5 @@
-"""`adapterxl report` and `adapterxl analyze ...`: reports and analyses of experiment runs.
+"""`adapterxl report`, `adapterxl score` and `adapterxl analyze ...`: reports, scores of
+prediction folders and analyses of experiment runs.
 Thin, like cli.py: parse, call one library function, print."""
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import click
 
 
 def register(main: click.Group) -> None:
-    """Add `report` and the `analyze` group to the `adapterxl` group."""
+    """Add `report`, `score` and the `analyze` group to the `adapterxl` group."""
 
     @main.command("report")
     @click.argument("run", type=click.Path(file_okay=False))
@@ -31,6 +32,22 @@ def register(main: click.Group) -> None:
             click.echo(path)
         for note in result["notes"]:
             click.echo(f"note: {note}")
+
+    @main.command("score")
+    @click.argument("pred_dir", type=click.Path(file_okay=False))
+    @click.argument("label_dir", type=click.Path(file_okay=False))
+    @click.option("--suite", type=click.Choice(["xtreme", "xtreme-r"]), default="xtreme",
+                  show_default=True, help="Which benchmark's tasks, languages and groups.")
+    @click.option("--json", "as_json", is_flag=True,
+                  help="Print JSON (every language, unrounded).")
+    def score_cmd(pred_dir, label_dir, suite, as_json):
+        """Score predictions in XTREME's layout (PRED_DIR/<task>/test-<lang>.<ext>) against
+        labels in the same layout, exactly as XTREME's evaluate.py does: per language, per
+        task and the benchmark score (percentages)."""
+        from .evaluation.xtreme_score import format_scores, score_predictions
+
+        result = score_predictions(pred_dir, label_dir, suite)
+        click.echo(json.dumps(result, indent=2) if as_json else format_scores(result))
 
     @main.group("analyze")
     def analyze():

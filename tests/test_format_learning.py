@@ -115,6 +115,35 @@ def test_hidden_test_labels_predict_only_and_still_write_submission(tmp_path, mn
     lines = (tmp_path / "sub" / "xnli" / "test-de.tsv").read_text().splitlines()
     assert len(lines) == 2 and set(lines) <= {"entailment", "neutral", "contradiction"}
     assert "predictions only" in format_table(result)
+    assert result["unlabeled_languages"] == ["de"] and result["partially_labeled"] == {}
+
+
+def test_language_with_some_unlabeled_rows_is_scored_on_its_labeled_rows(tmp_path,
+                                                                          mnli_module):
+    """Not dropped from the table and results.json: scored on the labeled rows, and said."""
+    import json
+
+    from adapterxl.evaluation import evaluate, format_table
+
+    rows = [("Der Hund schläft.", "Das Tier ruht.", "entailment"),
+            ("Es regnet.", "Die Sonne scheint.", ""),
+            ("Sie lacht.", "Sie weint.", "contradiction"),
+            ("Er liest.", "Er hat ein Buch.", "neutral")]
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "test.de.tsv").write_text("".join("\t".join(r) + "\n" for r in rows),
+                                                   encoding="utf-8")
+    result = evaluate("xnli", mnli_module, languages="de", data_dir=str(tmp_path / "data"),
+                      output=str(tmp_path / "eval"), predictions_dir=str(tmp_path / "sub"),
+                      bootstrap=0)
+    assert result["partially_labeled"] == {"de": {"labeled": 3, "unlabeled": 1}}
+    preds = (tmp_path / "sub" / "xnli" / "test-de.tsv").read_text().splitlines()
+    assert len(preds) == 4
+    right = sum(p == r[2] for p, r in zip(preds, rows) if r[2])
+    assert result["per_language"]["de"]["accuracy"] == pytest.approx(right / 3)
+    saved = json.loads((tmp_path / "eval" / "results.json").read_text())
+    assert saved["partially_labeled"] == result["partially_labeled"]
+    assert "(de: scored on its 3 labeled rows; 1 unlabeled rows predicted only)" in \
+        format_table(result)
 
 
 def test_suite_evaluation_scores_what_it_has_and_says_what_is_missing(tmp_path, mnli_module):

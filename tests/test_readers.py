@@ -144,16 +144,30 @@ CONLLU = """\
 """
 
 
-def test_conllu_skips_comments_multiword_tokens_and_empty_nodes(tmp_path):
+def test_conllu_multiword_token_is_its_surface_form_as_in_xtreme(tmp_path):
     path = write(tmp_path / "de_gsd-ud-test.conllu", CONLLU)
     rows = read_conllu(path, task=UDPOS)
+    # "Zum" = zu + dem: both hang from Glück at the same depth, so the tie goes by XTREME's
+    # part-of-speech order (ADP before DET): one token, tagged ADP
+    assert rows[0]["tokens"] == ["Zum", "Glück", "regnet", "es", "."]
+    assert [UPOS[t] for t in rows[0]["tags"]] == ["ADP", "NOUN", "VERB", "PRON", "PUNCT"]
+    # the word of the span closest to the root wins, whatever its part of speech
+    nested = CONLLU.replace("2\tdem\tder\tDET\tART\tCase=Dat\t3\tdet",
+                            "2\tdem\tder\tDET\tART\tCase=Dat\t4\tdet")
+    rows = read_conllu(write(tmp_path / "n.conllu", nested))
+    assert rows[0]["tokens"][0] == "Zum" and rows[0]["tags"][0] == "DET"
+
+
+def test_conllu_split_skips_comments_multiword_tokens_and_empty_nodes(tmp_path):
+    path = write(tmp_path / "de_gsd-ud-test.conllu", CONLLU)
+    rows = read_conllu(path, task=UDPOS, multiword="split")
     assert rows[0]["tokens"] == ["Zu", "dem", "Glück", "regnet", "es", "."]
     assert [UPOS[t] for t in rows[0]["tags"]] == ["ADP", "DET", "NOUN", "VERB", "PRON", "PUNCT"]
     assert rows[1]["tokens"] == ["Sie", "kam", "und", "ging", "."]
     assert [UPOS[t] for t in rows[1]["tags"]] == ["PRON", "VERB", "CCONJ", "VERB", "PUNCT"]
     # without a task (or labels None) the tag strings are kept; other columns on request
     assert read_conllu(path)[1]["tags"] == ["PRON", "VERB", "CCONJ", "VERB", "PUNCT"]
-    assert read_conllu(path, column="xpos")[0]["tags"][:2] == ["APPR", "ART"]
+    assert read_conllu(path, column="xpos", multiword="split")[0]["tags"][:2] == ["APPR", "ART"]
 
 
 def test_conllu_unannotated_sentence_has_no_tags(tmp_path):
@@ -288,6 +302,9 @@ def test_headerless_xtreme_xnli_tsv(tmp_path):
         {"text": ("الجو جميل اليوم.", "الطقس سيء."), "label": None}]
     # header detection: a sentence pair is not a header row
     assert read_tsv(XNLI, dev)[0]["label"] == 0
+    # XTREME's processors read these files with no quote character: the model sees the marks
+    assert read_tsv(XNLI, dev, header=False, unquote=False)[1]["text"] == (
+        '"She said ""no"" twice."', "She agreed.")
 
 
 def test_headerless_pawsx_digit_labels_and_raw_quotes(tmp_path):
@@ -397,9 +414,30 @@ def test_bucc_dev_has_gold_and_test_has_none(tmp_path):
     assert [c["id"] for c in dev["candidates"]] == ["en-000000001", "en-000000002",
                                                     "en-000000003"]
     assert dev["gold"] == {"de-000000001": ["en-000000003"], "de-000000002": ["en-000000001"]}
+    assert dev["repeated"] == {"queries": [], "candidates": []}
     assert read_bucc(tmp_path / "bucc2018", "de", "validation") == dev
     test = read_bucc(tmp_path / "bucc2018", "de", "test")
     assert test["gold"] is None and len(test["candidates"]) == 2
+
+
+def test_bucc_repeated_sentence_is_mined_once_and_listed_to_be_dropped(tmp_path):
+    folder = tmp_path / "bucc2018"
+    bucc_files(folder)
+    write(folder / "de-en.dev.en", "en-000000001\tGreetings from Cologne.\nen-000000002\tStocks "
+          "fell.\nen-000000003\tThe cat sleeps.\nen-000000004\tStocks fell.\n")
+    dev = read_bucc(folder, "de", "dev")
+    assert [c["id"] for c in dev["candidates"]] == ["en-000000001", "en-000000002",
+                                                    "en-000000003"]
+    assert dev["repeated"] == {"queries": [], "candidates": ["en-000000002"]}
+    from adapterxl.formats.retrieval import mined_pairs
+    import torch
+    # queries 0,1 and candidates 0,1,2: query 1 is closest to candidate 1 (the repeated one)
+    q = torch.tensor([[0.0, 0.0, 1.0], [0.0, 1.0, 0.1]])
+    c = torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.1, 1.0]])
+    pairs = mined_pairs(q, c, dev)
+    assert ("de-000000001", "en-000000003") in {(s, t) for s, t, _ in pairs}
+    assert all(t != "en-000000002" for _, t, _ in pairs)
+    assert len(mined_pairs(q, c, dev | {"repeated": None})) == len(pairs) + 1
 
 
 def test_bucc_errors(tmp_path):
@@ -426,11 +464,18 @@ def test_tatoeba_aligned_and_hidden(tmp_path):
                        {"id": "en-1", "text": "It is hot today."}],
         "gold": {"ja-0": ["en-0"], "ja-1": ["en-1"]}}
     assert read_tatoeba(src, trg, "ja", gold=None)["gold"] is None
-    labels = write(tmp_path / "test-ja.tsv", "1\n0\n")
-    assert read_tatoeba(src, trg, "ja", gold=labels)["gold"] == {"ja-0": ["en-1"],
-                                                                 "ja-1": ["en-0"]}
+    # XTREME's label file: line k is English line k's translation's line number in the
+    # other file. Three lines so that the two orientations differ (1 2 0 inverted is 2 0 1).
+    src = write(tmp_path / "x.jpn", "猫が好きです。\n今日は暑い。\nありがとう。\n")
+    trg = write(tmp_path / "x.eng", "Thanks.\nI like cats.\nIt is hot today.\n")
+    labels = write(tmp_path / "test-ja.tsv", "2\n0\n1\n")
+    assert read_tatoeba(src, trg, "ja", gold=labels)["gold"] == {
+        "ja-0": ["en-1"], "ja-1": ["en-2"], "ja-2": ["en-0"]}
+    with pytest.raises(AdapterxlError,
+                       match=r"bad\.tsv:1: expected a line number of .*x\.jpn \(0\.\.2\)"):
+        read_tatoeba(src, trg, "ja", gold=write(tmp_path / "bad.tsv", "3\n0\n1\n"))
     short = write(tmp_path / "short.eng", "I like cats.\n")
-    with pytest.raises(AdapterxlError, match=r"has 2 sentences but .*short\.eng has 1"):
+    with pytest.raises(AdapterxlError, match=r"has 3 sentences but .*short\.eng has 1"):
         read_tatoeba(src, short, "ja")
 
 
@@ -506,7 +551,7 @@ def test_simple_layout_with_dev_and_training_language(tmp_path):
     write(tmp_path / "test.ja.txt", "猫\tNOUN\nです\tAUX\n")
     assert local_files(UDPOS, tmp_path, "validation", "de") == ("conllu",
                                                                 [tmp_path / "dev.de.conllu"])
-    assert load_local(UDPOS, tmp_path, "dev", "de")[0]["tokens"][:2] == ["Zu", "dem"]
+    assert load_local(UDPOS, tmp_path, "dev", "de")[0]["tokens"][:2] == ["Zum", "Glück"]
     assert load_local(UDPOS, tmp_path, "train", "en") == [
         {"tokens": ["The", "cat"], "tags": [UPOS.index("DET"), UPOS.index("NOUN")]}]
     assert local_languages(UDPOS, tmp_path, "train") == ["en"]  # train.conll: training language

@@ -38,16 +38,16 @@ SPLIT_ALIASES = {"train": ("train",), "validation": ("validation", "dev", "val")
 
 # File extensions tried in the simple layout, per task format, in order of preference.
 EXTENSIONS = {
-    "classification": ("jsonl", "tsv"),
-    "pair_classification": ("jsonl", "tsv"),
-    "regression": ("jsonl", "tsv"),
+    "classification": ("jsonl", "tsv", "csv"),
+    "pair_classification": ("jsonl", "tsv", "csv"),
+    "regression": ("jsonl", "tsv", "csv"),
     "tagging": ("jsonl", "conllu", "conll", "tsv", "txt"),
     "qa": ("jsonl", "json"),
     "multiple_choice": ("jsonl", "tsv"),
     "retrieval": ("jsonl", "tsv"),
     "mlm": ("jsonl", "txt"),
 }
-ALL_EXTENSIONS = ("jsonl", "tsv", "json", "conllu", "conll", "txt")
+ALL_EXTENSIONS = ("jsonl", "tsv", "csv", "json", "conllu", "conll", "txt")
 
 CONLLU_COLUMNS = ("id", "form", "lemma", "upos", "xpos", "feats", "head", "deprel", "deps",
                   "misc")
@@ -138,10 +138,14 @@ class _Labels:
                              f"{_task_name(self.task)} ({', '.join(self.labels)})")
 
 
-def _split_tsv(line: str) -> list[str]:
-    """Tab-separated fields. Fields quoted the way Python's csv module writes them (XTREME's
-    xnli/pawsx files) are unquoted; a line that is not valid csv is split as it is."""
-    if '"' in line:
+def _split_tsv(line: str, delimiter: str = "\t", unquote: bool = True) -> list[str]:
+    """Fields separated by ``delimiter``. Fields quoted the way Python's csv module writes
+    them are unquoted; a line that is not valid csv is split as it is. ``unquote=False``
+    splits as it is, as XTREME's xnli/pawsx processors read their files (csv with no quote
+    character), so the model sees the quote marks XTREME's preprocessing wrote."""
+    if delimiter != "\t":
+        return next(csv.reader([line], delimiter=delimiter, strict=False))
+    if unquote and '"' in line:
         try:
             return next(csv.reader([line], delimiter="\t", strict=True))
         except csv.Error:
@@ -224,27 +228,105 @@ def _squad_question(path, context: str, qa, position: str) -> dict:
 # --------------------------------------------------------------------------- tagging
 
 
-def read_conllu(path, column: str = "upos", task=None) -> list[dict]:
+# XTREME converts UD with ud-conversion-tools' ``--replace_subtokens_with_fused_forms``: a
+# multiword token becomes one word, its surface form, carrying the tags of the word of its span
+# that is closest to the root; ties are broken by this part-of-speech order (per language).
+_SPANHEAD_ORDER = {
+    "default": "VERB NOUN PROPN PRON ADJ NUM ADV INTJ AUX ADP DET PART CCONJ SCONJ X PUNCT",
+    "es": "VERB AUX PRON ADP DET",
+    "fr": "VERB AUX PRON NOUN ADJ ADV ADP DET PART SCONJ CONJ",
+    "it": "VERB AUX ADV PRON ADP DET INTJ",
+}
+
+
+def _spanhead(span, parents, upos, order) -> int:
+    """The word of a multiword span XTREME's conversion keeps: fewest ancestors in the graph
+    of basic and enhanced heads; among equals the first with the best-ranked UPOS."""
+    def ancestors(x):
+        seen, todo = set(), [x]
+        while todo:
+            for h in parents.get(todo.pop(), ()):
+                if h not in seen:
+                    seen.add(h)
+                    todo.append(h)
+        return len(seen)
+
+    depth = {x: ancestors(x) for x in span}
+    highest = [x for x in span if depth[x] == min(depth.values())]
+    if len(highest) == 1:
+        return highest[0]
+    ranked = [x for x in highest if upos[x] in order]  # XTREME would crash on the others
+    return min(ranked, key=lambda x: order.index(upos[x])) if ranked else highest[0]
+
+
+def _surface_sentence(words, spans, parents, lang):
+    """``words`` [(id, form, tag, upos, line)] -> [(form, tag, line)] with each multiword span
+    replaced by its surface form, as XTREME's conversion writes it."""
+    order = _SPANHEAD_ORDER.get(lang, _SPANHEAD_ORDER["default"]).split()
+    upos = {w[0]: w[3] for w in words}
+    keep = {}  # spanhead id -> fused form
+    dropped = set()
+    for first, last, form in spans:
+        span = [i for i in range(first, last + 1) if i in upos]
+        if not span:
+            continue
+        head = _spanhead(span, parents, upos, order)
+        keep[head] = form
+        dropped.update(i for i in span if i != head)
+    return [(keep.get(i, form), tag, n) for i, form, tag, _, n in words if i not in dropped]
+
+
+def read_conllu(path, column: str = "upos", task=None, multiword: str = "surface",
+                lang: str | None = None) -> list[dict]:
     """CoNLL-U -> tagging rows ``{"tokens", "tags"}`` with the tags of ``column`` (upos,
-    xpos, deprel, ...). Comments, multiword-token ranges (``1-2``) and empty nodes (``1.1``)
-    are skipped, so tokens are the syntactic words. A sentence whose tags are all ``_`` is
-    unlabeled (``tags None``). With ``task``, tags map to ``task.labels``."""
+    xpos, deprel, ...). Comments and empty nodes (``1.1``) are skipped.
+
+    ``multiword="surface"`` (default) reads the file as XTREME's UD-POS preprocessing does:
+    a multiword token (``2-3 im`` over ``in`` + ``dem``) is one token, its surface form,
+    tagged like the word of the span closest to the root (``_spanhead``); spaces and U+200C
+    inside a form are removed; a sentence whose forms are all ``_`` (a treebank without its
+    text) is dropped. ``multiword="split"`` keeps the syntactic words instead. ``lang``
+    picks XTREME's per-language tie-break (es, fr, it; default: from the file name
+    ``<lang>_<treebank>-ud-...``). A sentence whose tags are all ``_`` is unlabeled
+    (``tags None``). With ``task``, tags map to ``task.labels``."""
     path = Path(path)
     if column.lower() not in CONLLU_COLUMNS[1:]:
         raise AdapterxlError(f"unknown CoNLL-U column {column!r}; known: "
                              f"{', '.join(CONLLU_COLUMNS[1:])}")
+    if multiword not in ("surface", "split"):
+        raise AdapterxlError(f"multiword must be 'surface' or 'split', not {multiword!r}")
+    surface = multiword == "surface"
+    if lang is None:
+        lang = path.name.split("_")[0] if "_" in path.name else "default"
     col = CONLLU_COLUMNS.index(column.lower())
     label = _Labels(task)
-    rows, tokens, tags = [], [], []
+    rows = []
+    words, spans, parents = [], [], {}
 
     def flush():
-        if tokens:
-            if all(t == "_" for _, t in tags):
-                rows.append({"tokens": list(tokens), "tags": None})
+        if not words:
+            return
+        if not all(w[2] == "_" for w in words):
+            for w in words:  # every word's tag is checked, also those a span drops
+                label(w[2], path, w[4])
+        items = [(w[1], w[2], w[4]) for w in words]
+        if surface:
+            items = _surface_sentence(words, spans, parents, lang)
+            items = [("".join(f.replace("\u200c", "").split(" ")), t, n) for f, t, n in items]
+            blank = sum(f == "_" for f, _, _ in items)
+            if blank and blank >= len(items) - 1:  # XTREME keeps these only when few are "_"
+                items = []
+        if items:
+            for form, _, n in items:
+                validate.token(form, f"{path}:{n}")
+            tokens = [f for f, _, _ in items]
+            if all(t == "_" for _, t, _ in items):
+                rows.append({"tokens": tokens, "tags": None})
             else:
-                rows.append({"tokens": list(tokens), "tags": [label(t, path, n) for n, t in tags]})
-        tokens.clear()
-        tags.clear()
+                rows.append({"tokens": tokens, "tags": [label(t, path, n) for _, t, n in items]})
+        words.clear()
+        spans.clear()
+        parents.clear()
 
     for n, line in enumerate(_read_lines(path), 1):
         if not line.strip():
@@ -260,11 +342,19 @@ def read_conllu(path, column: str = "upos", task=None) -> list[dict]:
         if not _CONLLU_ID.fullmatch(fields[0]):
             raise AdapterxlError(f"{path}:{n}: expected a word id (1, 2-3 or 1.1) in the first "
                                  f"column, found {fields[0]!r}")
+        if "-" in fields[0]:
+            first, last = map(int, fields[0].split("-"))
+            spans.append((first, last, fields[1]))
+            continue
         if not fields[0].isdigit():
-            continue  # multiword token range or empty node
-        validate.token(fields[1], f"{path}:{n}")
-        tokens.append(fields[1])
-        tags.append((n, fields[col]))
+            continue  # empty node
+        word = int(fields[0])
+        heads = {int(h) for h in [fields[6]] + [d.split(":", 1)[0] for d in fields[8].split("|")]
+                 if h.isdigit()}
+        parents[word] = heads
+        if not surface:
+            validate.token(fields[1], f"{path}:{n}")
+        words.append((word, fields[1], fields[col], fields[3], n))
     flush()
     return _nonempty(rows, path, "sentences")
 
@@ -370,8 +460,10 @@ def _looks_like_header(task, fields: list[str]) -> bool:
             and any(f.strip().lower() in known for f in fields))
 
 
-def read_tsv(task, path, header: bool | None = None) -> list[dict]:
-    """A TSV file -> canonical rows.
+def read_tsv(task, path, header: bool | None = None, delimiter: str = "\t",
+             unquote: bool = True) -> list[dict]:
+    """A TSV file (or CSV, ``delimiter=","``: stsb-multi-mt's ``s1,s2,score``) -> canonical
+    rows. ``unquote=False`` keeps quote marks (XTREME's own reading of its xnli/pawsx files).
 
     With a header row (``header=None``: detected), each line becomes a record keyed by the
     header and goes through ``data.convert.convert`` (dataset columns or canonical keys).
@@ -384,7 +476,7 @@ def read_tsv(task, path, header: bool | None = None) -> list[dict]:
     lines = _read_lines(path)
     numbered = [(n, line) for n, line in enumerate(lines, 1) if line.strip()]
     first_n, first_line = numbered[0]
-    first = _split_tsv(first_line)
+    first = _split_tsv(first_line, delimiter, unquote)
     if header is None:
         header = fmt != "tagging" and _looks_like_header(task, first)
     if header:
@@ -394,7 +486,7 @@ def read_tsv(task, path, header: bool | None = None) -> list[dict]:
                                  f"names: {first_line!r}")
         rows = []
         for n, line in numbered[1:]:
-            fields = _split_tsv(line)
+            fields = _split_tsv(line, delimiter, unquote)
             if len(fields) > len(names):
                 raise AdapterxlError(f"{path}:{n}: {len(fields)} fields but the header on line "
                                      f"{first_n} names {len(names)} columns")
@@ -409,13 +501,14 @@ def read_tsv(task, path, header: bool | None = None) -> list[dict]:
         raise AdapterxlError(f"{path}:{first_n}: a TSV file for {_task_name(task)} ({fmt}) needs "
                              f"a header row naming its columns")
     shape = "text[, label]" if n_text == 1 else "first, second[, label]"
+    sep = "tab" if delimiter == "\t" else "comma"
     label = _Labels(task)
     rows, width = [], None
     for n, line in numbered:
-        fields = _split_tsv(line)
+        fields = _split_tsv(line, delimiter, unquote)
         if len(fields) not in (n_text, n_text + 1):
-            raise AdapterxlError(f"{path}:{n}: expected {n_text} or {n_text + 1} tab-separated "
-                                 f"columns ({shape}), found {len(fields)}")
+            raise AdapterxlError(f"{path}:{n}: expected {n_text} or {n_text + 1} "
+                                 f"{sep}-separated columns ({shape}), found {len(fields)}")
         if width is None:
             width = len(fields)
         elif len(fields) != width:
@@ -546,8 +639,10 @@ def read_tatoeba(src_path, trg_path, lang: str, gold="aligned", trg_lang: str = 
     (ids ``<lang>-<i>``), candidates ``trg_path``'s (``<trg_lang>-<i>``).
 
     ``gold``: ``"aligned"`` (line i translates line i, as in LASER's ``tatoeba.deu-eng.*``),
-    ``None`` (hidden: XTREME sorts its ``de-en.en`` file), or the path of an XTREME label file
-    (one 0-based candidate line number per query)."""
+    ``None`` (hidden: XTREME sorts its ``de-en.en`` file), or the path of an XTREME label file:
+    line k holds, for candidate (English) sentence k, the 0-based line number of its
+    translation in ``src_path`` (the orientation of XTREME's labels and of adapterxl's own
+    Tatoeba prediction files)."""
     src_path, trg_path = Path(src_path), Path(trg_path)
     src = _sentences(src_path, lang)
     trg = _sentences(trg_path, trg_lang)
@@ -563,16 +658,17 @@ def read_tatoeba(src_path, trg_path, lang: str, gold="aligned", trg_lang: str = 
                                                                                 candidates)})
     gold_path = Path(gold)
     index = _read_lines(gold_path)
-    if len(index) != len(src):
-        raise AdapterxlError(f"{gold_path} has {len(index)} lines but {src_path} has "
-                             f"{len(src)} sentences (expected one candidate index per sentence)")
+    if len(index) != len(trg):
+        raise AdapterxlError(f"{gold_path} has {len(index)} lines but {trg_path} has "
+                             f"{len(trg)} sentences (expected, per {trg_lang} sentence, the line "
+                             f"number of its translation in {src_path.name})")
     mapping = {}
     for n, line in enumerate(index, 1):
         value = line.strip()
-        if not value.isdigit() or int(value) >= len(trg):
-            raise AdapterxlError(f"{gold_path}:{n}: expected a line number of {trg_path} "
-                                 f"(0..{len(trg) - 1}), found {value!r}")
-        mapping[queries[n - 1]["id"]] = [candidates[int(value)]["id"]]
+        if not value.isdigit() or int(value) >= len(src):
+            raise AdapterxlError(f"{gold_path}:{n}: expected a line number of {src_path} "
+                                 f"(0..{len(src) - 1}), found {value!r}")
+        mapping.setdefault(queries[int(value)]["id"], []).append(candidates[n - 1]["id"])
     return _corpus(queries, candidates, mapping)
 
 
@@ -593,15 +689,35 @@ def _bucc_sentences(path) -> list[dict]:
     return _nonempty(items, path, "sentences")
 
 
+def _unify(items) -> tuple[list[dict], list[str]]:
+    """XTREME's BUCC mining embeds each distinct sentence once (the first id holding it) and
+    afterwards drops every pair whose sentence occurs more than once in its side
+    (``text_load_unify`` and ``read_sent2id`` in its ``utils_retrieve.py``). Returns the
+    distinct items and the ids of those that were repeated."""
+    first, count = {}, {}
+    for item in items:
+        first.setdefault(item["text"], item)
+        count[item["text"]] = count.get(item["text"], 0) + 1
+    return list(first.values()), [first[t]["id"] for t, c in count.items() if c > 1]
+
+
 def read_bucc_files(src_path, trg_path, gold_path=None) -> dict:
     """BUCC 2018 sentence files (``id<TAB>sentence``) and gold pairs (``src_id<TAB>trg_id``)
-    -> a corpus; ``gold None`` without a gold file."""
-    queries = _bucc_sentences(src_path)
-    candidates = _bucc_sentences(trg_path)
+    -> a corpus; ``gold None`` without a gold file.
+
+    As in XTREME, a sentence text that occurs more than once in a side is mined once (under
+    its first id) and listed in ``corpus["repeated"]`` (``{"queries": ids, "candidates":
+    ids}``): pairs with it are dropped before the threshold is tuned and applied. The gold
+    pairs are kept whole, so a gold pair with a repeated sentence counts as missed."""
+    all_queries = _bucc_sentences(src_path)
+    all_candidates = _bucc_sentences(trg_path)
+    queries, repeated_q = _unify(all_queries)
+    candidates, repeated_c = _unify(all_candidates)
+    repeated = {"queries": repeated_q, "candidates": repeated_c}
     if gold_path is None:
-        return _corpus(queries, candidates, None)
-    qids = {q["id"] for q in queries}
-    cids = {c["id"] for c in candidates}
+        return _corpus(queries, candidates, None) | {"repeated": repeated}
+    qids = {q["id"] for q in all_queries}
+    cids = {c["id"] for c in all_candidates}
     gold = {}
     for n, line in enumerate(_read_lines(gold_path), 1):
         if not line.strip():
@@ -616,7 +732,7 @@ def read_bucc_files(src_path, trg_path, gold_path=None) -> dict:
         if trg not in cids:
             raise AdapterxlError(f"{gold_path}:{n}: {trg!r} is not an id in {trg_path}")
         gold.setdefault(src, []).append(trg)
-    return _corpus(queries, candidates, gold)
+    return _corpus(queries, candidates, gold) | {"repeated": repeated}
 
 
 BUCC_SPLITS = {"validation": ("dev", "sample"), "dev": ("dev", "sample"),
@@ -806,12 +922,14 @@ def read_local(task, kind: str, paths, lang: str):
         return read_jsonl(task, paths[0])
     if kind == "tsv":
         return read_tsv(task, paths[0])
-    if kind == "tsv_headerless":
-        return read_tsv(task, paths[0], header=False)
+    if kind == "csv":
+        return read_tsv(task, paths[0], delimiter=",")
+    if kind == "tsv_headerless":  # XTREME's xnli/pawsx files, read as XTREME reads them
+        return read_tsv(task, paths[0], header=False, unquote=False)
     if kind == "squad_json":
         return read_squad_json(paths[0])
     if kind == "conllu":
-        return read_conllu(paths[0], task=task)
+        return read_conllu(paths[0], task=task, lang=lang)
     if kind == "conll":
         return read_conll_columns(paths[0], task=task)
     if kind == "txt":
@@ -838,7 +956,20 @@ def load_local(task, root, split: str, lang: str):
         raise AdapterxlError(f"no {canonical} data for {_task_name(task)} in {lang} under {root} "
                              f"(looked for {_looked_for(task, canonical, lang)})")
     kind, paths = found
-    return read_local(task, kind, paths, lang)
+    rows = read_local(task, kind, paths, lang)
+    if canonical == "test" and _zeroed_labels(task, rows):
+        rows = [dict(r, label=None) for r in rows]
+    return rows
+
+
+def _zeroed_labels(task, rows) -> bool:
+    """XTREME's preprocessing hides the XCOPA test labels by setting every one to 0 (its
+    ``xcopa_preprocess``). A multiple-choice test file whose labels are all 0 (over at least
+    20 rows; by chance that is under one in a million with two choices) is such a file: its
+    labels are treated as absent, not scored against."""
+    if getattr(task, "format", None) != "multiple_choice" or len(rows) < 20:
+        return False
+    return all(r.get("label") == 0 for r in rows)
 
 
 def local_languages(task, root, split: str) -> list[str]:

@@ -147,6 +147,7 @@ def evaluate(task: str, module: str, languages="all", data: str | None = None, d
             layer = task_.hyperparameters.get("layer") or default_layer(net.num_layers)
 
     per_language, counts, extra, samples, sources = {}, {}, {}, {}, {}
+    partial, unlabeled = {}, []  # languages scored on part of their rows / not scored
     started = datetime.datetime.now(datetime.timezone.utc)
     start = time.perf_counter()
     for lang in langs:
@@ -169,12 +170,19 @@ def evaluate(task: str, module: str, languages="all", data: str | None = None, d
                               desc=f"evaluate {task} {lang}")
             preds = fmt.decode(outputs, features, rows, labels, task_)
             counts[lang] = len(rows)
-            # Hidden test labels: predict-only, the submission file is still written.
-            values = (fmt.score(task_.metric, preds, rows, labels, lang)
-                      if all(fmt.labeled(r) for r in rows) else None)
-            if values is not None:
-                samples[lang] = boot.resampled_scores(task_.format, fmt, task_.metric, preds,
-                                                      rows, labels, lang, resamples=bootstrap)
+            # Scored on the labeled rows; hidden test labels (none labeled): predict-only, the
+            # submission file is still written. Either is said in results.json and the table.
+            keep = [i for i, r in enumerate(rows) if fmt.labeled(r)]
+            values = None
+            if not keep:
+                unlabeled.append(lang)
+            else:
+                if len(keep) < len(rows):
+                    partial[lang] = {"labeled": len(keep), "unlabeled": len(rows) - len(keep)}
+                lpreds, lrows = [preds[i] for i in keep], [rows[i] for i in keep]
+                values = fmt.score(task_.metric, lpreds, lrows, labels, lang)
+                samples[lang] = boot.resampled_scores(task_.format, fmt, task_.metric, lpreds,
+                                                      lrows, labels, lang, resamples=bootstrap)
         fmt.write(preds, rows, labels, pred_dir / task / f"{split}-{lang}.{fmt.extension}")
         if values is not None:
             per_language[lang] = values
@@ -186,6 +194,7 @@ def evaluate(task: str, module: str, languages="all", data: str | None = None, d
         "per_language": per_language, "average": average or None,
         "score": metrics.task_score(task_.metric, average) if average else None,
         "examples": counts, "skipped_languages": skipped,
+        "partially_labeled": partial, "unlabeled_languages": unlabeled,
         "data": {"source": "local", "dir": str(data_dir)} if data_dir else {"source": data},
         "seconds": round(time.perf_counter() - start, 2),
         "predictions": str(pred_dir / task),
@@ -303,6 +312,13 @@ def format_table(result: dict) -> str:
                                                                 for lang in langs) + " | |")
     if result.get("skipped_languages"):
         lines.append(f"(no {result['split']} data for: {', '.join(result['skipped_languages'])})")
+    for lang, n in (result.get("partially_labeled") or {}).items():
+        lines.append(f"({lang}: scored on its {n['labeled']} labeled rows; {n['unlabeled']} "
+                     f"unlabeled rows predicted only)")
+    if per and result.get("unlabeled_languages"):
+        lines.append(f"(no labels in the {result['split']} split for: "
+                     f"{', '.join(result['unlabeled_languages'])}: predictions only, in "
+                     f"{result['predictions']})")
     if not per:
         lines.append(f"(no labels in the {result['split']} split: predictions only, in "
                      f"{result['predictions']})")

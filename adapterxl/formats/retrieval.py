@@ -71,12 +71,11 @@ class Retrieval(Format):
                            max_length, batch_size)
             else:
                 dq, dc = q, c
-            threshold, _ = retrieval.tune_threshold(_named(retrieval.bucc_mine(dq, dc), tune),
+            threshold, _ = retrieval.tune_threshold(mined_pairs(dq, dc, tune),
                                                     _pairs(tune["gold"]))
             extra = {"threshold": threshold,
                      "threshold_tuned_on": "validation" if tune is not corpus else "itself"}
-            pairs = retrieval.apply_threshold(_named(retrieval.bucc_mine(q, c), corpus),
-                                              threshold)
+            pairs = retrieval.apply_threshold(mined_pairs(q, c, corpus), threshold)
             predictions = sorted(pairs)
             values = metrics.bucc_f1(set(pairs), _pairs(gold)) if gold else None
         elif metric == "map@20":
@@ -106,6 +105,16 @@ class Retrieval(Format):
             index = {q["id"]: i for i, q in enumerate(rows["queries"])}
             text = "".join(f"{index[p]}\n" for p in predictions)
         _io.write_text(path, text)
+
+
+def mined_pairs(q, c, corpus) -> list[tuple[str, str, float]]:
+    """XTREME's BUCC candidates: pairs mined between the embeddings of the corpus's
+    sentences, named by id, without those whose sentence is repeated in its side
+    (``corpus["repeated"]``, see ``data.readers.read_bucc_files``)."""
+    repeated = corpus.get("repeated") or {}
+    skip_q, skip_c = set(repeated.get("queries", ())), set(repeated.get("candidates", ()))
+    return [(s, t, score) for s, t, score in _named(retrieval.bucc_mine(q, c), corpus)
+            if s not in skip_q and t not in skip_c]
 
 
 def _named(mined, corpus) -> list[tuple[str, str, float]]:

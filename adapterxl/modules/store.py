@@ -236,10 +236,13 @@ def _check_files(root: Path) -> None:
                                      f"file (a FIFO, socket or device); refused")
 
 
-def check_output(output, reads=(), overwrite: bool = False, flag: str = "--output") -> Path:
+def check_output(output, reads=(), overwrite: bool = False, flag: str = "--output",
+                 marker: str = MANIFEST) -> Path:
     """Refuse an output that would destroy something: empty, an existing file, one of the
-    modules the command reads (or a folder inside or around one), a directory that is not a
-    module, or an existing module without `overwrite`. Returns the output as a Path."""
+    modules or folders the command reads (or a folder inside or around one), a directory that
+    is not what this command writes (a folder holding `marker`: a module's manifest, an
+    export's adapter config), or one that is without `overwrite`. Returns the output as a
+    Path."""
     if output is None or not str(output).strip():
         raise AdapterxlError(f"{flag} is empty: name the module directory to write")
     path = Path(output).expanduser()
@@ -255,9 +258,10 @@ def check_output(output, reads=(), overwrite: bool = False, flag: str = "--outpu
         raise AdapterxlError(f"{flag} {path} exists and is not a directory; choose another "
                              f"output or remove it")
     if path.is_dir():
-        if (path / MANIFEST).exists():
+        if (path / marker).exists():
             if not overwrite:
-                raise AdapterxlError(f"a module already exists at {path}: pass --overwrite "
+                what = "a module" if marker == MANIFEST else "an earlier output"
+                raise AdapterxlError(f"{what} already exists at {path}: pass --overwrite "
                                      f"to replace it, or choose another {flag}")
         elif any(path.iterdir()):
             raise AdapterxlError(f"{flag} {path} is a directory that is not a module and "

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import math
 import time
-from pathlib import Path
 
 import torch
 
@@ -65,11 +64,6 @@ def merge_modules(paths: list[str], output: str, weights: list[float] | None = N
         raise AdapterxlError(f"merging needs at least two modules, got {len(mods)}")
     weights = _weights(weights, len(mods))
     first = mods[0]
-    out = Path(output).resolve()
-    for mod in mods:
-        if mod.path.resolve() == out:
-            raise AdapterxlError(f"the output {output} is one of the modules to merge; "
-                                 f"write the merge elsewhere")
     _check(mods)
     lower = first.lower()
 

@@ -509,7 +509,8 @@ def main() -> int:
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("-k", default=None, help="Only cases whose name contains this.")
     parser.add_argument("--keep", default=None, help="Work here and keep it (else a tmp dir).")
-    parser.add_argument("--timeout", type=float, default=60.0, help="Seconds per case.")
+    parser.add_argument("--timeout", type=float, default=180.0,
+                        help="Seconds per case (a loaded machine needs the margin).")
     parser.add_argument("--json", default=None, help="Also write the results here.")
     args = parser.parse_args()
 

@@ -151,6 +151,9 @@ def open_module(path) -> ModuleDir:
     if not manifest_path.exists():
         raise AdapterxlError(f"{str(path)!r} is not an adapterxl module (no {MANIFEST})")
     manifest = _io.read_json(manifest_path)
+    if not isinstance(manifest, dict):
+        raise AdapterxlError(f"{manifest_path}: expected a JSON object, found "
+                             f"{type(manifest).__name__}")
     version = manifest.get("format_version")
     if not isinstance(version, int) or version > FORMAT_VERSION:
         raise AdapterxlError(f"{manifest_path}: unsupported module format version {version!r} "

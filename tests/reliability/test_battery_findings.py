@@ -5,3 +5,13 @@ from conftest import fails
 
 def test_plan_refuses_a_head_without_labels():
     fails("plan", "--model", "builtin:tiny-xlmr", "--labels", "0", match="--labels")
+
+
+def test_a_manifest_that_is_not_an_object(mnli_lora, tmp_path):
+    import shutil
+
+    for text, found in (("[1, 2]", "list"), ('"module"', "str"), ("null", "NoneType")):
+        mod = tmp_path / found
+        shutil.copytree(mnli_lora, mod)
+        (mod / "manifest.json").write_text(text)
+        fails("inspect", mod, match="expected a JSON object", also=[found])

@@ -237,6 +237,9 @@ def _check_files(root: Path) -> None:
             if not (stat.S_ISDIR(mode) or stat.S_ISREG(mode)):
                 raise AdapterxlError(f"module {root}: {p.relative_to(root)} is not a regular "
                                      f"file (a FIFO, socket or device); refused")
+    for name in (MANIFEST, WEIGHTS, HEAD):  # the files every reader opens
+        if (root / name).is_dir():
+            raise AdapterxlError(f"module {root}: {name} is a directory, not a file; refused")
 
 
 def check_output(output, reads=(), overwrite: bool = False, flag: str = "--output",

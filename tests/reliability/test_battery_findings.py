@@ -15,3 +15,14 @@ def test_a_manifest_that_is_not_an_object(mnli_lora, tmp_path):
         shutil.copytree(mnli_lora, mod)
         (mod / "manifest.json").write_text(text)
         fails("inspect", mod, match="expected a JSON object", also=[found])
+
+
+def test_a_module_file_that_is_a_directory(mnli_lora, tmp_path):
+    import shutil
+
+    for name in ("head.safetensors", "module.safetensors"):
+        mod = tmp_path / name
+        shutil.copytree(mnli_lora, mod)
+        (mod / name).unlink()
+        (mod / name).mkdir()
+        fails("inspect", mod, match="is a directory", also=[name])

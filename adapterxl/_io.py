@@ -81,6 +81,8 @@ def as_write_error(e: BaseException, what: str, path, kept: str = "") -> WriteEr
 def write_text(path: Path, text: str) -> None:
     path = Path(path)
     tmp = None
+    # Folders this call creates go again if it fails: a failed write leaves nothing behind.
+    missing = [p for p in path.parents if not p.exists()]
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
@@ -92,6 +94,11 @@ def write_text(path: Path, text: str) -> None:
     except BaseException as e:
         if tmp is not None:
             Path(tmp).unlink(missing_ok=True)
+        for folder in missing:  # nearest first; one that is not empty (or gone) stops it
+            try:
+                folder.rmdir()
+            except OSError:
+                break
         error = as_write_error(e, f"write {path}", path)
         if error is not None:
             # One line for the CLI; the previous file at `path` is untouched.

@@ -431,12 +431,14 @@ def _floats(value: str | None) -> list[float] | None:
               help="One weight per module, used as given (not normalized) [default: 1/N each].")
 @click.option("--output", "-o", required=True, help="Module directory to write.")
 @click.option("--name", default=None, help="[default: merge-<name>+<name>...]")
-def merge_cmd(modules, weights, output, name):
+@click.option("--overwrite", is_flag=True, help="Replace an existing module at --output.")
+def merge_cmd(modules, weights, output, name, overwrite):
     """Merge modules into one: a weighted parameter average for bottleneck modules and IA3,
     an exact sum of the weighted updates for LoRA (ranks concatenated). DoRA is refused."""
     from .modules.merge import merge_modules
 
-    merged = merge_modules(_csv(modules), output, _floats(weights), name=name)
+    merged = merge_modules(_csv(modules), output, _floats(weights), name=name,
+                           overwrite=overwrite)
     parts = " + ".join(f"{m['weight']:g} × {m['name']}" for m in merged.manifest["merged_from"])
     config = merged.method_config
     rank = f" (r={config['r']}, alpha={config['alpha']})" if "r" in config else ""

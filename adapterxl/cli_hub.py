@@ -70,11 +70,13 @@ def register(main: click.Group) -> None:
     @click.argument("module")
     @click.option("--format", "fmt", type=click.Choice(["peft", "adapters"]), required=True)
     @click.option("--output", "-o", required=True, metavar="DIR")
-    def export_cmd(module, fmt, output):
+    @click.option("--overwrite", is_flag=True, help="Replace an earlier export at --output.")
+    def export_cmd(module, fmt, output, overwrite):
         """Write a module in PEFT's or the adapters library's format (head beside it)."""
         from .modules.export import export_module
 
-        click.echo(f"exported {module} ({fmt} format) to {export_module(module, fmt, output)}")
+        out = export_module(module, fmt, output, overwrite=overwrite)
+        click.echo(f"exported {module} ({fmt} format) to {out}")
 
     @main.command("import")
     @click.argument("source", metavar="DIR|ORG/NAME[@REVISION]")
@@ -89,6 +91,7 @@ def register(main: click.Group) -> None:
     @click.option("--allow-pickle", is_flag=True,
                   help="Accept .bin (pickle) weights, read with torch.load(weights_only=True).")
     @click.option("--registry", default=None, help=REGISTRY_HELP)
+    @click.option("--overwrite", is_flag=True, help="Replace an existing module at --output.")
     def import_cmd(source, output, **kw):
         """Convert a PEFT or adapters adapter into an adapterxl module."""
         from .modules.export import import_module

@@ -539,7 +539,7 @@ def plan(model: str, method: str = "seq_bn", method_config: dict | None = None,
         raise unknown("precision", precision, PRECISIONS)
     if attention not in ("auto", "sdpa", "eager"):
         raise unknown("attention", attention, ("auto", "sdpa", "eager"))
-    for name, v in (("seq-len", seq_len), ("batch", batch)):
+    for name, v in (("seq-len", seq_len), ("batch", batch), ("labels", num_labels)):
         if not isinstance(v, int) or v < 1:
             raise AdapterxlError(f"--{name} must be a positive integer, got {v!r}")
     get_method(method)

@@ -28,7 +28,7 @@ import torch
 
 from .. import _io
 from ..errors import AdapterxlError
-from .store import HEAD, MANIFEST, ModuleDir, open_module, save_module
+from .store import HEAD, MANIFEST, ModuleDir, check_output, open_module, save_module
 
 FORMATS = ("peft", "adapters")
 CONFIG = "adapter_config.json"
@@ -42,10 +42,13 @@ _PEFT_PARTS = ("lora_A", "lora_B", "lora_magnitude_vector", "ia3_l")
 
 
 # ---- export ---------------------------------------------------------------------------------
-def export_module(module, fmt: str, output) -> Path:
-    """Write `module` in `fmt` ("peft" or "adapters") into the folder `output`; returns it."""
+def export_module(module, fmt: str, output, overwrite: bool = False) -> Path:
+    """Write `module` in `fmt` ("peft" or "adapters") into the folder `output`; returns it.
+    An earlier export at `output` is replaced only with `overwrite`; the module itself, a
+    file or any other folder there is refused."""
     from .methods import get_method
 
+    check_output(output, [module], overwrite, marker=CONFIG)
     if fmt not in FORMATS:
         raise AdapterxlError(f"unknown export format {fmt!r}; known: {', '.join(FORMATS)}")
     mod = open_module(module)
@@ -316,7 +319,7 @@ def _from_adapters(config: dict, backbone, source: str) -> tuple[str, dict]:
 def import_module(source, output, model: str | None = None, task: str | None = None,
                   name: str | None = None, role: str | None = None,
                   language: str | None = None, allow_pickle: bool = False,
-                  registry=None) -> ModuleDir:
+                  registry=None, overwrite: bool = False) -> ModuleDir:
     """Convert an adapter in PEFT or adapters format (a folder, or a Hub / registry id
     `org/name[@revision]`, pulled first) into an adapterxl module at `output`. `model`: the
     backbone it belongs to (default: the one its config names); its fingerprint is recorded.
@@ -327,6 +330,7 @@ def import_module(source, output, model: str | None = None, task: str | None = N
     from . import assemble
     from .methods import get_method
 
+    check_output(output, [source], overwrite)  # before a pull: nothing is fetched in vain
     folder = Path(source)
     if not folder.is_dir():
         from .. import hub

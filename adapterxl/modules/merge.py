@@ -13,20 +13,19 @@ from __future__ import annotations
 
 import math
 import time
-from pathlib import Path
 
 import torch
 
 from ..errors import AdapterxlError
 from .methods import get_method, method_config
-from .store import WEIGHTS, ModuleDir, open_module, save_module
+from .store import WEIGHTS, ModuleDir, check_output, open_module, save_module
 
 # LoRA's rank (and alpha, see merge_modules) may differ between the modules merged.
 _LORA_FREE = ("r", "alpha")
 
 
 def merge_modules(paths: list[str], output: str, weights: list[float] | None = None,
-                  name: str | None = None) -> ModuleDir:
+                  name: str | None = None, overwrite: bool = False) -> ModuleDir:
     """Merge the modules at `paths` into a new module at `output` (written atomically).
 
     All must be plain modules (not fusions) of the same method with the same method config
@@ -55,17 +54,16 @@ def merge_modules(paths: list[str], output: str, weights: list[float] | None = N
     Heads: if every module has the same heads (same tasks, head configs and labels), the head
     weights are merged with the same weights; otherwise the first module's head is kept and
     the manifest records `"head_from": <its name>`.
+
+    `output` must not be (or lie inside) one of the modules merged, nor an existing file;
+    an existing module there is replaced only with `overwrite`.
     """
+    output = check_output(output, paths, overwrite)
     mods = [open_module(p) for p in paths]
     if len(mods) < 2:
         raise AdapterxlError(f"merging needs at least two modules, got {len(mods)}")
     weights = _weights(weights, len(mods))
     first = mods[0]
-    out = Path(output).resolve()
-    for mod in mods:
-        if mod.path.resolve() == out:
-            raise AdapterxlError(f"the output {output} is one of the modules to merge; "
-                                 f"write the merge elsewhere")
     _check(mods)
     lower = first.lower()
 

@@ -152,6 +152,9 @@ def open_module(path) -> ModuleDir:
     if not manifest_path.exists():
         raise AdapterxlError(f"{str(path)!r} is not an adapterxl module (no {MANIFEST})")
     manifest = _io.read_json(manifest_path)
+    if not isinstance(manifest, dict):
+        raise AdapterxlError(f"{manifest_path}: expected a JSON object, found "
+                             f"{type(manifest).__name__}")
     version = manifest.get("format_version")
     if not isinstance(version, int) or version > FORMAT_VERSION:
         raise AdapterxlError(f"{manifest_path}: unsupported module format version {version!r} "
@@ -235,12 +238,18 @@ def _check_files(root: Path) -> None:
             if not (stat.S_ISDIR(mode) or stat.S_ISREG(mode)):
                 raise AdapterxlError(f"module {root}: {p.relative_to(root)} is not a regular "
                                      f"file (a FIFO, socket or device); refused")
+    for name in (MANIFEST, WEIGHTS, HEAD):  # the files every reader opens
+        if (root / name).is_dir():
+            raise AdapterxlError(f"module {root}: {name} is a directory, not a file; refused")
 
 
-def check_output(output, reads=(), overwrite: bool = False, flag: str = "--output") -> Path:
+def check_output(output, reads=(), overwrite: bool = False, flag: str = "--output",
+                 marker: str = MANIFEST) -> Path:
     """Refuse an output that would destroy something: empty, an existing file, one of the
-    modules the command reads (or a folder inside or around one), a directory that is not a
-    module, or an existing module without `overwrite`. Returns the output as a Path."""
+    modules or folders the command reads (or a folder inside or around one), a directory that
+    is not what this command writes (a folder holding `marker`: a module's manifest, an
+    export's adapter config), or one that is without `overwrite`. Returns the output as a
+    Path."""
     if output is None or not str(output).strip():
         raise AdapterxlError(f"{flag} is empty: name the module directory to write")
     path = Path(output).expanduser()
@@ -256,9 +265,10 @@ def check_output(output, reads=(), overwrite: bool = False, flag: str = "--outpu
         raise AdapterxlError(f"{flag} {path} exists and is not a directory; choose another "
                              f"output or remove it")
     if path.is_dir():
-        if (path / MANIFEST).exists():
+        if (path / marker).exists():
             if not overwrite:
-                raise AdapterxlError(f"a module already exists at {path}: pass --overwrite "
+                what = "a module" if marker == MANIFEST else "an earlier output"
+                raise AdapterxlError(f"{what} already exists at {path}: pass --overwrite "
                                      f"to replace it, or choose another {flag}")
         elif any(path.iterdir()):
             raise AdapterxlError(f"{flag} {path} is a directory that is not a module and "

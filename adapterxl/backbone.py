@@ -136,8 +136,12 @@ def builtin_path(name: str) -> Path:
     config = AutoConfig.for_model(spec.pop("model_type"), **spec)
     kwargs = {"add_pooling_layer": False} if config.model_type in _POOLER_KWARG else {}
     cls = _model_class(config.model_type)
-    # AutoModel.from_config ends in the concrete class's _from_config; only Auto has the former.
-    model = (cls.from_config if hasattr(cls, "from_config") else cls._from_config)(config, **kwargs)
+    # transformers' own initialisation draws from the global RNG: fork it, so that a run that
+    # materializes the backbone trains exactly like one that finds it in the cache.
+    with torch.random.fork_rng(devices=[]):
+        # AutoModel.from_config ends in the concrete class's _from_config; only Auto has it.
+        build = cls.from_config if hasattr(cls, "from_config") else cls._from_config
+        model = build(config, **kwargs)
     _draw_weights(model, config)
     tokenizer = XLMRobertaTokenizerFast(tokenizer_file=str(TOKENIZER_FILE), model_max_length=256)
     target.parent.mkdir(parents=True, exist_ok=True)

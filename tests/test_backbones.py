@@ -249,3 +249,17 @@ def test_method_trains_only_the_adapter(name, method):
         _adapters_case(name, method)
     else:
         _peft_case(name, method)
+
+
+def test_materializing_a_builtin_leaves_the_global_rng_alone(tmp_path, monkeypatch):
+    """A run that builds the builtin backbone must draw the same module weights as one that
+    finds it in the cache (transformers' own init would consume the global RNG)."""
+    import torch
+
+    monkeypatch.setenv("ADAPTERXL_HOME", str(tmp_path))
+    draws = []
+    for _ in range(2):  # the first call materializes, the second reads the cache
+        torch.manual_seed(0)
+        load_backbone("builtin:tiny-xlmr")
+        draws.append(torch.rand(3))
+    assert torch.equal(*draws)

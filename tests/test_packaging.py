@@ -34,7 +34,7 @@ def test_wheel_runs_a_shipped_recipe_by_name_outside_the_clone(wheel, tmp_path):
     assert "adapterxl/recipes/stilts-xtreme.yaml" in names and "adapterxl/py.typed" in names
     assert "adapterxl/tasks/catalog.yaml" in names
     meta = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith("METADATA"))).decode()
-    for extra in ("typology", "faiss", "tracking", "slurm", "test"):
+    for extra in ("typology", "faiss", "tracking", "slurm", "e5", "test"):
         assert f"Provides-Extra: {extra}" in meta
     assert "Classifier: Typing :: Typed" in meta and "Project-URL: " in meta
     site = tmp_path / "site"

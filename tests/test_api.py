@@ -40,6 +40,7 @@ def _rows(n=160, seed=0):
     return out
 
 
+@pytest.mark.slow
 def test_notebook_flow_own_task_stack_predict(tmp_path):
     """The issue's 'done when': train on an own small task from a list of rows, stack a target
     module on it, get predictions for ten German sentences (LoRA: runs on both stacks)."""
@@ -115,6 +116,7 @@ def test_a_model_trained_outside_is_saved_as_a_module(tmp_path):
         adapterxl.save_module(torch.nn.Linear(2, 2), tmp_path / "x")
 
 
+@pytest.mark.slow
 def test_import_is_quick_and_quiet():
     code = ("import sys, adapterxl; heavy = [m for m in ('torch', 'transformers') "
             "if m in sys.modules]; print(heavy, adapterxl.__version__); adapterxl.train; "

@@ -1,6 +1,8 @@
 """The CLI end to end: train-intermediate -> train-target --stack -> evaluate, on samples."""
 import json
 
+import pytest
+
 from click.testing import CliRunner
 
 from adapterxl.cli import main
@@ -14,6 +16,7 @@ def run(*args):
     return result
 
 
+@pytest.mark.slow
 def test_three_phases(tmp_path):
     mnli, xnli, cont = tmp_path / "mnli", tmp_path / "xnli", tmp_path / "xnli-cont"
     r = run("train-intermediate", "--task", "mnli", "-o", str(mnli), *COMMON)

@@ -346,6 +346,7 @@ def test_two_shards_cover_all_cells_once(tmp_path, shared_cache):
     assert len(cells) == 2 and all(r["status"] == "done" for r in cells.values())
 
 
+@pytest.mark.slow
 def test_two_shard_processes_share_store_and_cache(tmp_path):
     """Two `adapterxl run --shard` processes at once: both cells need the mnli module; it is
     trained once (the other shard waits for the lock and reuses it), both write one store."""

@@ -46,6 +46,7 @@ def _signal_after(proc, info: Path, beyond: int, signum) -> tuple[str, int]:
     return out + err, proc.returncode
 
 
+@pytest.mark.slow
 def test_signals_checkpoint_and_say_how_to_resume(tmp_path):
     out = tmp_path / "mnli"
     info = tmp_path / "mnli.checkpoint" / "checkpoint.json"

@@ -303,6 +303,7 @@ def xtreme_bucc_f1(x, y, src_lines, trg_lines, gold_lines):
     return 2 * correct / (len(extracted) + len(gold)), extracted
 
 
+@pytest.mark.slow
 def test_bucc_real_sample_mining_f1_equals_xtreme_procedure():
     folder = real("bucc2018")
     corpus = read_bucc(folder, "zh", "dev")

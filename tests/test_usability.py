@@ -67,6 +67,7 @@ def _closed_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_unreachable_hub_is_one_line_at_once_with_the_offline_hint(tmp_path):
     env = _env(HF_ENDPOINT=f"http://127.0.0.1:{_closed_port()}",
                ADAPTERXL_HOME=str(tmp_path / "home"))

@@ -509,6 +509,7 @@ BENIGN_MODEL = ("import os\nimport pathlib\n\nfrom transformers import XLMRobert
                 "class CustomModel(XLMRobertaModel):\n    config_class = CustomConfig\n")
 
 
+@pytest.mark.slow
 def test_trust_remote_code_is_an_explicit_opt_in(tmp_path, monkeypatch):
     """With --trust-remote-code the checkpoint's own model class is used, and the module's
     manifest says so; without it the same checkpoint is refused (test above)."""

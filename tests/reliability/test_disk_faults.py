@@ -76,6 +76,7 @@ def test_full_disk_while_saving_the_module(disk, tmp_path):
     assert (elsewhere / "checkpoint.pt").is_file()  # the run can be resumed once there is space
 
 
+@pytest.mark.slow
 def test_full_disk_while_writing_predictions(disk, module):
     fill(disk, 0)
     fails("evaluate", "--task", "xnli", "--module", module, "--data", "samples",

@@ -81,6 +81,7 @@ def _reference_run(tmp_path, monkeypatch, run: dict) -> dict:
                  backbone=scope["no_dropout"](load_backbone("builtin:tiny-xlmr")), **run)
 
 
+@pytest.mark.slow
 def test_two_processes_train_the_module_one_process_trains(tmp_path, adapterxl_home,
                                                           monkeypatch):
     # The reference, in this process: one micro-batch of 8 at a time, 2 accumulated per step
@@ -145,6 +146,7 @@ checkpoint.save = save
 """
 
 
+@pytest.mark.slow
 def test_two_process_run_resumes_from_its_checkpoint(tmp_path, adapterxl_home, monkeypatch):
     """Interrupted after its step-10 checkpoint and resumed with --resume on two processes,
     a data-parallel run ends with the module an uninterrupted run gives (the one-process

@@ -33,6 +33,7 @@ def _lock(path, **info):
     return path
 
 
+@pytest.mark.slow
 def test_resume_from_the_final_checkpoint_saves_without_training(tmp_path, monkeypatch):
     whole = quick("mnli", tmp_path / "whole", **RUN)
     with monkeypatch.context() as m:
@@ -49,6 +50,7 @@ def test_resume_from_the_final_checkpoint_saves_without_training(tmp_path, monke
                                             .read_text())["files"])
 
 
+@pytest.mark.slow
 def test_leftovers_of_a_killed_run_are_cleaned(tmp_path):
     out = tmp_path / "m"
     staging = tmp_path / ".m.tmp-k1ll3d"

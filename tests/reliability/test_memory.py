@@ -17,6 +17,7 @@ def oom_above(limit):
     return try_batch
 
 
+@pytest.mark.slow
 def test_finder_picks_the_largest_divisor_that_fits():
     lines = []
     assert memory.find_micro_batch(oom_above(8), 32, 32, lines.append) == 8
@@ -49,6 +50,7 @@ def test_split_keeps_every_row_once():
     assert len(memory.split(batch, 99)) == 5  # never an empty piece
 
 
+@pytest.mark.slow
 def test_out_of_memory_mid_run_backs_off_and_trains_the_same(tmp_path, monkeypatch, caplog):
     common = dict(max_steps=6, evals=2, batch_size=16, max_eval_examples=30)
     plain = quick("mnli", tmp_path / "plain", **common)
@@ -113,6 +115,7 @@ def test_out_of_memory_with_one_example_per_piece_is_one_clear_line(tmp_path, mo
     assert not (tmp_path / "x").exists()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["adamw8bit", "paged_adamw8bit"])
 def test_small_state_optimizers_train_and_resume_exactly(tmp_path, monkeypatch, name):
     """bitsandbytes' 8-bit and paged AdamW train a module, are recorded, and their quantized
@@ -141,6 +144,7 @@ def test_unknown_optimizer_is_refused(tmp_path):
         quick("mnli", tmp_path / "x", optimizer="adam9", max_steps=1)
 
 
+@pytest.mark.slow
 def test_finder_turns_gradient_checkpointing_on_only_when_nothing_fits():
     state, lines = {"checkpointing": False}, []
 
@@ -186,6 +190,7 @@ def test_gradient_checkpointing_gives_the_same_gradients(method):
         assert torch.allclose(grads[0][name], grads[1][name], atol=1e-6), name
 
 
+@pytest.mark.slow
 def test_bf16_module_weights_train_and_save_as_fp32(tmp_path, monkeypatch):
     from adapterxl.modules import ModularModel as MM
     from adapterxl.modules import load_for_inference, open_module

@@ -55,6 +55,7 @@ def interrupted(output, at_step, **kw):
     return checkpoint.directory(output)
 
 
+@pytest.mark.slow
 def test_sigkill_then_resume_is_bit_identical(tmp_path):
     output = tmp_path / "killed"
     where = checkpoint.directory(output)

@@ -52,6 +52,7 @@ def test_manifest_fields_are_checked_on_open(copy, tmp_path, edit, match):
           "--languages", "en", "-o", tmp_path / "eval", match=match)
 
 
+@pytest.mark.slow
 def test_special_files_are_refused_without_hanging(copy, tmp_path):
     weights = copy / "head.safetensors"
     weights.unlink()

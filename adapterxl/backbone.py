@@ -11,66 +11,13 @@ from pathlib import Path
 
 import torch
 
+from .configs import (BUILTIN, ENCODER_ONLY, PRECISIONS, QUANTIZE, build_model, config_from_spec,
+                      load_config, matches, model_class, model_kwargs, not_converted, torch_dtype)
 from .errors import AdapterxlError, unknown
-
-PRECISIONS = ("fp32", "bf16", "fp16")
-QUANTIZE = ("none", "8bit", "4bit")
-DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 OFFLINE_HINT = "to run offline use --model builtin:tiny-xlmr --data samples"
 
-# Tiny random-init backbones built from real architecture classes, so tests and the quickstart
-# run the same code path as real checkpoints. Bump the version when a config changes: the
-# fingerprint of the materialized weights changes with it. Their heads mean-pool: in a random
-# encoder the first token's output hardly depends on the input (measured: its std across
-# examples is ~0.3% of a token's), so a first-token head could learn nothing.
-BUILTIN = {
-    "tiny-xlmr": dict(
-        model_type="xlm-roberta", vocab_size=2000, hidden_size=64, num_hidden_layers=2,
-        num_attention_heads=4, intermediate_size=128, max_position_embeddings=258,
-        pad_token_id=1, bos_token_id=0, eos_token_id=2, type_vocab_size=1,
-    ),
-    # One per supported architecture (adapterxl.architectures), so every architecture's module
-    # names, adapter hooks and pooling are exercised by the tests without a download. They
-    # share tiny-xlmr's tokenizer, hence its vocabulary and special token ids.
-    "tiny-xlmr-xl": dict(
-        model_type="xlm-roberta-xl", vocab_size=2000, hidden_size=64, num_hidden_layers=2,
-        num_attention_heads=4, intermediate_size=128, max_position_embeddings=258,
-        pad_token_id=1, bos_token_id=0, eos_token_id=2, type_vocab_size=1,
-    ),
-    "tiny-mt5": dict(
-        model_type="mt5", vocab_size=2000, d_model=64, d_kv=16, d_ff=128, num_layers=2,
-        num_heads=4, relative_attention_num_buckets=32, pad_token_id=1, eos_token_id=2,
-        decoder_start_token_id=1, feed_forward_proj="gated-gelu", tie_word_embeddings=False,
-    ),
-    "tiny-deberta": dict(  # mDeBERTa-v3's shape: relative positions only, no absolute ones
-        model_type="deberta-v2", vocab_size=2000, hidden_size=64, num_hidden_layers=2,
-        num_attention_heads=4, intermediate_size=128, max_position_embeddings=258,
-        pad_token_id=1, bos_token_id=0, eos_token_id=2, type_vocab_size=0,
-        relative_attention=True, position_buckets=32, max_relative_positions=-1,
-        pos_att_type=["p2c", "c2p"], position_biased_input=False, norm_rel_ebd="layer_norm",
-        share_att_key=True,
-    ),
-    "tiny-bert": dict(
-        model_type="bert", vocab_size=2000, hidden_size=64, num_hidden_layers=2,
-        num_attention_heads=4, intermediate_size=128, max_position_embeddings=258,
-        pad_token_id=1, type_vocab_size=2,
-    ),
-    # num_key_value_heads < num_attention_heads: grouped-query attention, so k/v projections
-    # are narrower than q (as in real Llama/Qwen2 checkpoints) and adapters must cope.
-    "tiny-llama": dict(
-        model_type="llama", vocab_size=2000, hidden_size=64, num_hidden_layers=2,
-        num_attention_heads=4, num_key_value_heads=2, intermediate_size=128,
-        max_position_embeddings=258, pad_token_id=1, bos_token_id=0, eos_token_id=2,
-        tie_word_embeddings=False,
-    ),
-    "tiny-qwen2": dict(
-        model_type="qwen2", vocab_size=2000, hidden_size=64, num_hidden_layers=2,
-        num_attention_heads=4, num_key_value_heads=2, intermediate_size=128,
-        max_position_embeddings=258, pad_token_id=1, bos_token_id=0, eos_token_id=2,
-        tie_word_embeddings=False,
-    ),
-}
+# Bump when a shape in configs.BUILTIN changes: the materialized weights' fingerprint changes.
 BUILTIN_VERSION = 3  # 3: weights drawn by adapterxl (_draw_weights), not by transformers
 TOKENIZER_FILE = Path(__file__).parent / "resources" / "tokenizer" / "tiny-multilingual.json"
 
@@ -96,7 +43,7 @@ class Backbone:
 
     @property
     def dtype(self) -> torch.dtype:
-        return DTYPES[self.precision]
+        return torch_dtype(self.precision)
 
     def describe(self) -> dict:
         out = {"id": self.id, "fingerprint": self.fingerprint, "model_type": self.model_type,
@@ -133,20 +80,15 @@ def builtin_path(name: str) -> Path:
     target = home() / "builtin" / f"{name}-v{BUILTIN_VERSION}"
     if (target / "config.json").exists() and (target / "tokenizer.json").exists():
         return target
-    from transformers import AutoConfig, XLMRobertaTokenizerFast
+    from transformers import XLMRobertaTokenizerFast
 
     from .logs import hf_quiet
 
-    spec = dict(BUILTIN[name])
-    config = AutoConfig.for_model(spec.pop("model_type"), **spec)
-    kwargs = {"add_pooling_layer": False} if config.model_type in _POOLER_KWARG else {}
-    cls = _model_class(config.model_type)
+    config = config_from_spec(BUILTIN[name])
     # transformers' own initialisation draws from the global RNG: fork it, so that a run that
     # materializes the backbone trains exactly like one that finds it in the cache.
     with torch.random.fork_rng(devices=[]):
-        # AutoModel.from_config ends in the concrete class's _from_config; only Auto has it.
-        build = cls.from_config if hasattr(cls, "from_config") else cls._from_config
-        model = build(config, **kwargs)
+        model = build_model(config)
     _draw_weights(model, config)
     tokenizer = XLMRobertaTokenizerFast(tokenizer_file=str(TOKENIZER_FILE), model_max_length=256)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -259,35 +201,18 @@ def _quantization_config(quantize: str, dtype: torch.dtype):
                               bnb_4bit_use_double_quant=True, bnb_4bit_compute_dtype=dtype)
 
 
-# Encoders whose bare model takes add_pooling_layer: our heads pool themselves. (deberta-v2,
-# mt5 and the decoders have no pooler and would refuse the argument.)
-_POOLER_KWARG = {"bert", "roberta", "xlm-roberta", "xlm-roberta-xl"}
-
-# AutoModel maps T5-family configs to the encoder-decoder model, which needs decoder inputs and
-# carries a decoder we would never train; we want the encoder stack alone. Real checkpoints
-# (google/mt5-base) hold both stacks; the encoder class loads its half and skips the rest.
-_ENCODER_ONLY = {"mt5": "MT5EncoderModel", "t5": "T5EncoderModel", "umt5": "UMT5EncoderModel"}
-
-
-def _model_class(model_type: str) -> type:
-    import transformers
-
-    if model_type in _ENCODER_ONLY:
-        return getattr(transformers, _ENCODER_ONLY[model_type])
-    return transformers.AutoModel
-
-
 def default_pooling(model_id: str, model_type: str) -> str:
     """How classification heads pool by default: a causal decoder's last token is the only
     one that has seen the whole sequence; T5 has no CLS-like first token, so it averages; a
-    random builtin encoder averages too (see BUILTIN), and so does builtin:e5-small, which was
-    trained with mean pooling (adapterxl.e5.POOLING); other real encoders use their CLS token."""
+    random builtin encoder averages too (see configs.BUILTIN), and so does builtin:e5-small,
+    which was trained with mean pooling (adapterxl.e5.POOLING); other real encoders use their
+    CLS token."""
     from .architectures import ARCHS
 
     arch = ARCHS.get(model_type)
     if (arch.decoder if arch is not None else _is_causal_only(model_type)):
         return "last"
-    if model_type in _ENCODER_ONLY or model_id.startswith("builtin:"):
+    if model_type in ENCODER_ONLY or model_id.startswith("builtin:"):
         return "mean"
     return "first"
 
@@ -362,18 +287,16 @@ def load_backbone(model_id: str, precision: str | None = None, quantize: str = "
                              f"(pytorch_model.bin), which can run code when read: pass "
                              f"--allow-pickle to read it (with torch.load(weights_only=True)), "
                              f"or convert it to safetensors")
-    kwargs = {"dtype": DTYPES[precision]}
+    kwargs = {"dtype": torch_dtype(precision), **model_kwargs(config.model_type)}
     if not allow_pickle:
         kwargs["use_safetensors"] = True
-    if config.model_type in _POOLER_KWARG:
-        kwargs["add_pooling_layer"] = False
     if quantize != "none":
-        kwargs["quantization_config"] = _quantization_config(quantize, DTYPES[precision])
+        kwargs["quantization_config"] = _quantization_config(quantize, torch_dtype(precision))
         if device.type == "cuda":
             kwargs["device_map"] = {"": device.index or 0}
     try:
         with hf_quiet():
-            model = _model_class(config.model_type).from_pretrained(
+            model = model_class(config.model_type).from_pretrained(
                 path, trust_remote_code=trust_remote_code, **cached, **kwargs)
             tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code,
                                                       **cached)
@@ -412,18 +335,15 @@ def random_backbone(config: str | dict, precision: str = "bf16", device=None,
     transformers' quantizer excludes (`_keep_in_fp32_modules`, kept in fp32); needs a GPU for
     real speed. The tokenizer is the project's builtin one (2,000 ids): token ids index only
     the first rows of a larger vocabulary, which makes no difference to speed or memory."""
-    from transformers import AutoConfig, XLMRobertaTokenizerFast
-
-    from .plan import _not_converted, _matches, _quiet, load_config
+    from transformers import XLMRobertaTokenizerFast
 
     if precision not in PRECISIONS:
         raise unknown("precision", precision, PRECISIONS)
     if quantize not in QUANTIZE:
         raise unknown("quantization", quantize, QUANTIZE)
     if isinstance(config, dict):
-        spec = dict(config)
-        name = spec.pop("_name_or_path", None) or spec.get("model_type", "dict")
-        cfg = AutoConfig.for_model(spec.pop("model_type"), **spec)
+        name = config.get("_name_or_path") or config.get("model_type", "dict")
+        cfg = config_from_spec({k: v for k, v in config.items() if k != "_name_or_path"})
     else:
         name, cfg = config, load_config(config)
     device = torch.device(device) if device is not None else default_device()
@@ -431,26 +351,21 @@ def random_backbone(config: str | dict, precision: str = "bf16", device=None,
     if cfg.vocab_size < len(tokenizer):
         raise AdapterxlError(f"random backbone {name!r}: vocabulary {cfg.vocab_size} is smaller "
                              f"than the builtin tokenizer's {len(tokenizer)}")
-    dtype = DTYPES[precision]
-    build_on = device if quantize == "none" else torch.device("cpu")
-    cls = _model_class(cfg.model_type)
-    kwargs = {"add_pooling_layer": False} if cfg.model_type in _POOLER_KWARG else {}
-    build = cls.from_config if hasattr(cls, "from_config") else cls._from_config
+    dtype = torch_dtype(precision)
     torch.manual_seed(seed)
-    with _quiet(), torch.device(build_on):
-        model = build(cfg, dtype=dtype, **kwargs)
+    model = build_model(cfg, precision, device if quantize == "none" else "cpu")
     if quantize != "none":
         import bitsandbytes as bnb
 
-        skip, keep = _not_converted(model, quantize, precision)
+        skip, keep = not_converted(model, quantize, precision)
         for mname, mod in list(model.named_modules()):
             for cname, child in list(mod.named_children()):
                 full = f"{mname}.{cname}" if mname else cname
                 if not isinstance(child, torch.nn.Linear):
                     continue
-                if _matches(full, keep):
+                if matches(full, keep):
                     new = child.float()
-                elif _matches(full, skip):
+                elif matches(full, skip):
                     new = child
                 elif quantize == "8bit":
                     new = bnb.nn.Linear8bitLt(child.in_features, child.out_features,

@@ -40,7 +40,7 @@ def register(main: click.Group) -> None:
         states, activations) and the largest micro-batch that fits. Not yet checked against
         GPU measurements."""
         from .cli import _key_values
-        from .plan import format_plan, plan
+        from .planning import format_plan, plan
 
         result = plan(model, method=method, method_config=_key_values(method_cfg),
                       quantize=quantize, precision=precision, seq_len=seq_len, batch=batch,

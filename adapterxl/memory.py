@@ -93,7 +93,7 @@ def split(batch: dict[str, torch.Tensor], chunks: int) -> list[dict[str, torch.T
 
 
 # ---------------------------------------------------------------------------------- measuring
-# What the planner (adapterxl.plan) predicts can be counted exactly on any device, tensor by
+# What the planner (adapterxl.planning) predicts can be counted exactly on any device, tensor by
 # tensor: these two are how benchmarks/plan_check.py and the tests check it on the CPU.
 class LiveTensors(TorchDispatchMode):
     """Inside `with LiveTensors() as live:`, the bytes of every tensor storage an operation

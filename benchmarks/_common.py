@@ -13,21 +13,19 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from adapterxl.plan import PUBLISHED  # noqa: E402
+from adapterxl.configs import BUILTIN, PUBLISHED  # noqa: E402
 
 PEAK_BF16 = 989e12  # H100/H200 SXM dense BF16 FLOP/s (see shared/reference/performance.md)
 
-# "tiny" and "small" are CPU-sized XLM-R shapes; the others are the published configs' shapes
-# (adapterxl.plan.PUBLISHED), with the special-token ids of the builtin tokenizer that random
-# backbones use (pad 1, bos 0, eos 2).
+# The shapes random-weight backbones are built from (adapterxl.configs): "tiny" is
+# builtin:tiny-xlmr's with room for 512 positions, "small" a CPU-sized XLM-R between it and
+# base; the others are the published configs' shapes, with the special-token ids of the
+# builtin tokenizer that random backbones use (pad 1, bos 0, eos 2).
 _TOKENS = dict(pad_token_id=1, bos_token_id=0, eos_token_id=2)
+_TINY = {**BUILTIN["tiny-xlmr"], "max_position_embeddings": 514}
 SHAPES = {
-    "tiny": dict(model_type="xlm-roberta", vocab_size=2000, hidden_size=64,
-                 num_hidden_layers=2, num_attention_heads=4, intermediate_size=128,
-                 max_position_embeddings=514, type_vocab_size=1, pad_token_id=1),
-    "small": dict(model_type="xlm-roberta", vocab_size=2000, hidden_size=256,
-                  num_hidden_layers=4, num_attention_heads=4, intermediate_size=1024,
-                  max_position_embeddings=514, type_vocab_size=1, pad_token_id=1),
+    "tiny": _TINY,
+    "small": {**_TINY, "hidden_size": 256, "num_hidden_layers": 4, "intermediate_size": 1024},
     "base": PUBLISHED["xlm-roberta-base"],
     "large": PUBLISHED["xlm-roberta-large"],
     "xl": PUBLISHED["facebook/xlm-roberta-xl"],

@@ -48,20 +48,14 @@ FAMILIES = {
 METHODS = ["seq_bn", "double_seq_bn", "par_bn", "lora", "dora", "ia3"]
 
 
-def _config(spec: dict):
-    from transformers import AutoConfig
-
-    s = dict(spec)
-    return AutoConfig.for_model(s.pop("model_type"), **s)
-
-
 def check(family: str, method: str, precision: str, seq_len: int, batch: int) -> dict:
-    from adapterxl.plan import measure, plan
+    from adapterxl.configs import config_from_spec
+    from adapterxl.planning import measure, plan
 
     spec = FAMILIES[family]
     got = measure(spec, method, precision, seq_len, batch)
     m = plan(family, method=method, precision=precision, seq_len=seq_len, batch=batch,
-             config=_config(spec), device="cpu")["memory_at_batch"]
+             config=config_from_spec(spec), device="cpu")["memory_at_batch"]
     predicted_peak = m["frozen_weights"] + m["module_and_head_states"] + m["activations"] + \
         m["activation_transient"]
     mib = 2 ** 20

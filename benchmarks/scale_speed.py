@@ -36,7 +36,8 @@ def run(shape: str, precision: str, method: str, seq_len: int, micro: int, batch
     from adapterxl.backbone import default_device, random_backbone
     from adapterxl.heads import head_config
     from adapterxl.modules import assemble
-    from adapterxl.plan import plan
+    from adapterxl.configs import config_from_spec
+    from adapterxl.planning import plan
 
     device = default_device()
     quantize = precision if precision in ("8bit", "4bit") else "none"
@@ -86,7 +87,7 @@ def run(shape: str, precision: str, method: str, seq_len: int, micro: int, batch
            **environment()}
     try:  # the planner's prediction for the same settings (GPU: compare with peak_gib)
         p = plan(shape, method=method, quantize=quantize, precision=weights, seq_len=seq_len,
-                 batch=micro, config=_config(spec))
+                 batch=micro, config=config_from_spec(spec))
         out["predicted_gib"] = round(p["memory_at_batch"]["allocated"] / 2 ** 30, 3)
         if "peak_gib" in out:
             out["predicted_vs_measured"] = round(out["predicted_gib"] / out["peak_gib"], 3)
@@ -98,13 +99,6 @@ def run(shape: str, precision: str, method: str, seq_len: int, micro: int, batch
         per_tok = 4 * n + 12 * L * cfg.hidden_size * seq_len
         out["mfu"] = round(per_tok * tokens / seconds / PEAK_BF16, 4)
     return out
-
-
-def _config(spec: dict):
-    from transformers import AutoConfig
-
-    s = dict(spec)
-    return AutoConfig.for_model(s.pop("model_type"), **s)
 
 
 def main(argv=None) -> int:

@@ -90,7 +90,8 @@ def test_builtin_weights_do_not_depend_on_transformers_init(name):
     the global RNG) left in the model, the drawn weights are the same."""
     from transformers import AutoConfig, AutoModel
 
-    from adapterxl.backbone import BUILTIN, _draw_weights
+    from adapterxl.backbone import _draw_weights
+    from adapterxl.configs import BUILTIN
 
     spec = dict(BUILTIN[name])
     config = AutoConfig.for_model(spec.pop("model_type"), **spec)
@@ -110,15 +111,15 @@ def test_builtin_weights_do_not_depend_on_transformers_init(name):
 def test_pooler_kwarg_matches_model_classes():
     import inspect
 
-    from adapterxl.backbone import _POOLER_KWARG, _model_class
+    from adapterxl.configs import POOLER_KWARG, model_class
     from transformers import AutoConfig, AutoModel
 
     for model_type in ARCHS:
-        cls = _model_class(model_type)
+        cls = model_class(model_type)
         if cls is AutoModel:
             cls = AutoModel._model_mapping[type(AutoConfig.for_model(model_type))]
         takes = "add_pooling_layer" in inspect.signature(cls.__init__).parameters
-        assert takes == (model_type in _POOLER_KWARG), model_type
+        assert takes == (model_type in POOLER_KWARG), model_type
 
 
 def test_default_pooling_of_real_ids():

@@ -11,7 +11,8 @@ import torch
 from click.testing import CliRunner
 
 from adapterxl.errors import AdapterxlError
-from adapterxl.plan import GIB, PUBLISHED, load_config, meta_model, plan, weight_breakdown
+from adapterxl.configs import PUBLISHED, load_config, meta_model
+from adapterxl.planning import GIB, plan, weight_breakdown
 
 # The published shapes under the names used below; written to config.json files, so the
 # planner's file path is what is tested (PUBLISHED itself plans without files).
@@ -123,8 +124,8 @@ def test_planner_predicts_what_autograd_saves(name, method):
     falls back to the s x s math kernel under dropout, CUDA's flash kernel does not.)"""
     from transformers import AutoConfig
 
-    from adapterxl.backbone import BUILTIN
-    from adapterxl.plan import measure
+    from adapterxl.configs import BUILTIN
+    from adapterxl.planning import measure
 
     spec = dict(BUILTIN[name])
     if spec["model_type"].startswith("xlm-roberta"):
@@ -205,7 +206,7 @@ def test_random_backbone_never_materializes_fp32(tmp_path):
     code = textwrap.dedent("""
         import json, resource, sys
         import torch, transformers, adapterxl.backbone as B
-        from adapterxl.plan import load_config
+        from adapterxl.configs import load_config
         base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
         spec = json.loads(sys.argv[1])
         bb = B.random_backbone(spec, device="cpu")

@@ -208,7 +208,7 @@ def _all_texts():
 
 
 def test_tokenizer_covers_the_samples_and_fits_the_builtin_backbone():
-    from adapterxl.backbone import BUILTIN
+    from adapterxl.configs import BUILTIN
 
     tok = tokenizer()
     assert tok.get_vocab_size() <= BUILTIN["tiny-xlmr"]["vocab_size"]

@@ -18,13 +18,12 @@ from pathlib import Path
 import yaml
 
 from .. import safe_yaml
+from ..configs import PRECISIONS, QUANTIZE
 from ..errors import AdapterxlError
 from ..settings import EVALUATE
 
 COMPOSITIONS = ("none", "stack", "fuse", "init_from")
 DATA_SOURCES = ("hf", "samples")
-QUANTIZE = ("none", "8bit", "4bit")
-PRECISIONS = ("fp32", "bf16", "fp16")
 SPLITS = ("test", "validation")
 
 

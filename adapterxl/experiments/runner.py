@@ -83,7 +83,7 @@ def _plan(model, method, method_config, quantize, precision, seq_len, batch) -> 
     """One plan per distinct setting (a grid repeats them); None when the config is not
     readable: then no other cell tries the same backbone again."""
     from ..errors import AdapterxlError
-    from ..plan import plan
+    from ..planning import plan
 
     if model in _unreadable:
         return None
@@ -104,7 +104,7 @@ _unreadable: set[str] = set()
 
 
 def _config_is_local(model: str) -> bool:
-    from ..plan import PUBLISHED
+    from ..configs import PUBLISHED
 
     if model.startswith("builtin:") or model in PUBLISHED or Path(model).expanduser().exists():
         return True

@@ -34,7 +34,7 @@ HERE = Path(__file__).resolve().parent
 DEFAULT_SAMPLES = HERE / "samples"
 DEFAULT_OUT = HERE / "tokenizer" / "tiny-multilingual.json"
 
-# The builtin backbone's embedding matrix has 2000 rows (backbone.BUILTIN): the trained
+# The builtin backbone's embedding matrix has 2000 rows (configs.BUILTIN): the trained
 # vocabulary (special tokens included) plus <mask> must fit.
 MAX_TOTAL = 2000
 VOCAB_SIZE = MAX_TOTAL - 1

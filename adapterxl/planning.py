@@ -59,17 +59,15 @@ prefix tuning's longer keys/values (its prefix MLP is counted), padding (s is th
 """
 from __future__ import annotations
 
-import contextlib
-import json
 import math
 import re
-import warnings
-from pathlib import Path
 from types import SimpleNamespace
 
 import torch
 from torch import nn
 
+from .configs import (PRECISIONS, QUANTIZE, load_config, matches, meta_model, model_class,
+                      not_converted, quiet, torch_dtype)
 from .errors import AdapterxlError, unknown
 
 GIB = 2 ** 30
@@ -85,125 +83,11 @@ NOT_CHECKED = ("checked tensor by tensor on the CPU (benchmarks/plan_check.py), 
                "a GPU's max_memory_allocated (benchmarks/gpu.sh; target: within 15%)")
 
 
-# ---------------------------------------------------------------------------------- configs
-# The published configs' shapes (the fields that matter) of the backbones adapterxl is made
-# for, so that these plan (and benchmark) without a download, also offline.
-_XLMR = dict(max_position_embeddings=514, type_vocab_size=1, pad_token_id=1)
-PUBLISHED = {
-    "xlm-roberta-base": dict(model_type="xlm-roberta", vocab_size=250002, hidden_size=768,
-                             num_hidden_layers=12, num_attention_heads=12,
-                             intermediate_size=3072, **_XLMR),
-    "xlm-roberta-large": dict(model_type="xlm-roberta", vocab_size=250002, hidden_size=1024,
-                              num_hidden_layers=24, num_attention_heads=16,
-                              intermediate_size=4096, **_XLMR),
-    "facebook/xlm-roberta-xl": dict(model_type="xlm-roberta-xl", vocab_size=250880,
-                                    hidden_size=2560, num_hidden_layers=36,
-                                    num_attention_heads=32, intermediate_size=10240, **_XLMR),
-    "facebook/xlm-roberta-xxl": dict(model_type="xlm-roberta-xl", vocab_size=250880,
-                                     hidden_size=4096, num_hidden_layers=48,
-                                     num_attention_heads=32, intermediate_size=16384, **_XLMR),
-    "google/mt5-xxl": dict(model_type="mt5", vocab_size=250112, d_model=4096, d_ff=10240,
-                           num_layers=24, num_decoder_layers=24, num_heads=64, d_kv=64,
-                           feed_forward_proj="gated-gelu", tie_word_embeddings=False,
-                           relative_attention_num_buckets=32, dropout_rate=0.1,
-                           pad_token_id=0, eos_token_id=1, decoder_start_token_id=0),
-    "meta-llama/Llama-2-13b-hf": dict(model_type="llama", vocab_size=32000, hidden_size=5120,
-                                      intermediate_size=13824, num_hidden_layers=40,
-                                      num_attention_heads=40, num_key_value_heads=40,
-                                      max_position_embeddings=4096, pad_token_id=0,
-                                      bos_token_id=1, eos_token_id=2),
-}
-
-
-def load_config(model: str, trust_remote_code: bool = False):
-    """A transformers config from `builtin:<name>`, a config.json file, a checkpoint directory,
-    or a Hub id (its config.json only: from the local Hub cache, or downloaded; never weights;
-    the backbones in PUBLISHED need neither)."""
-    from transformers import AutoConfig
-
-    from .backbone import BUILTIN
-
-    if model in PUBLISHED:
-        spec = dict(PUBLISHED[model])
-        return AutoConfig.for_model(spec.pop("model_type"), **spec)
-    try:
-        if model.startswith("builtin:"):
-            name = model.split(":", 1)[1]
-            if name not in BUILTIN:
-                raise unknown("builtin backbone", name, BUILTIN)
-            spec = dict(BUILTIN[name])
-            return AutoConfig.for_model(spec.pop("model_type"), **spec)
-        path = Path(model).expanduser()
-        if path.is_file():
-            try:
-                spec = json.loads(path.read_text())
-            except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-                raise AdapterxlError(f"cannot read config {model!r}: {e}") from e
-            if not isinstance(spec, dict) or "model_type" not in spec:
-                raise AdapterxlError(f"config {model!r} has no model_type")
-            spec = {k: v for k, v in spec.items() if k not in ("transformers_version",)}
-            return AutoConfig.for_model(spec.pop("model_type"), **spec)
-        if model.startswith((".", "/", "~")) and not path.exists():
-            raise AdapterxlError(f"config path {model!r} does not exist")
-        if path.is_dir() and not (path / "config.json").exists():
-            raise AdapterxlError(f"{model!r} has no config.json")
-        config = AutoConfig.from_pretrained(str(path) if path.is_dir() else model,
-                                            trust_remote_code=trust_remote_code)
-    except AdapterxlError:
-        raise
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise AdapterxlError(f"cannot read the config of {model!r}: {first}") from e
-    return config
-
-
 def _num_layers(config) -> int:
     return getattr(config, "num_hidden_layers", None) or getattr(config, "num_layers")
 
 
-@contextlib.contextmanager
-def _quiet():
-    from .logs import hf_quiet
-
-    with hf_quiet(), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        yield
-
-
-def meta_model(config, precision: str = "bf16") -> nn.Module:
-    """The bare backbone (as adapterxl loads it: no pooler, encoder only for T5) on the meta
-    device: exact shapes and dtypes, no memory."""
-    from .backbone import DTYPES, _POOLER_KWARG, _model_class
-
-    cls = _model_class(config.model_type)
-    kwargs = {"add_pooling_layer": False} if config.model_type in _POOLER_KWARG else {}
-    build = cls.from_config if hasattr(cls, "from_config") else cls._from_config
-    with _quiet(), torch.device("meta"):
-        return build(config, dtype=DTYPES[precision], **kwargs)
-
-
 # ---------------------------------------------------------------------------------- weights
-def _not_converted(model: nn.Module, quantize: str, precision: str) -> tuple[list, list]:
-    """(modules transformers does not quantize, modules it keeps in fp32), as its bitsandbytes
-    quantizer decides for this model."""
-    keep = list(getattr(model, "_keep_in_fp32_modules", None) or [])
-    keep = keep if (quantize != "none" or precision == "fp16") else []
-    skip = []
-    if quantize != "none":
-        try:
-            from transformers.quantizers.base import get_keys_to_not_convert
-        except ImportError:  # transformers 4
-            from transformers.integrations import get_keys_to_not_convert
-
-        with _quiet():
-            skip = list(get_keys_to_not_convert(model))
-    return skip + keep, keep
-
-
-def _matches(name: str, keys: list[str]) -> bool:
-    return any(re.search(rf"(^|\.){re.escape(k)}($|\.)", name) for k in keys)
-
-
 def quantized_bytes(shape: tuple[int, int], quantize: str, precision: str = "bf16") -> int:
     """Bytes of one Linear weight [out, in] as bitsandbytes stores it."""
     out_f, in_f = shape
@@ -218,7 +102,7 @@ def quantized_bytes(shape: tuple[int, int], quantize: str, precision: str = "bf1
 
 def weight_breakdown(model: nn.Module, quantize: str = "none", precision: str = "bf16") -> dict:
     """{component: {"params", "bytes"}} of the frozen backbone as it would sit in GPU memory."""
-    skip, keep = _not_converted(model, quantize, precision)
+    skip, keep = not_converted(model, quantize, precision)
     out = {k: {"params": 0, "bytes": 0} for k in ("embeddings", "linear", "linear_fp32",
                                                    "norms_biases")}
     largest = 0
@@ -233,9 +117,9 @@ def weight_breakdown(model: nn.Module, quantize: str = "none", precision: str = 
             if isinstance(mod, nn.Embedding):
                 key, nbytes = "embeddings", n * p
             elif isinstance(mod, nn.Linear) and pname == "weight":
-                if _matches(mname, keep):
+                if matches(mname, keep):
                     key, nbytes = "linear_fp32", n * 4
-                elif _matches(mname, skip):
+                elif matches(mname, skip):
                     key, nbytes = "linear", n * p
                 else:
                     key, nbytes = "linear", quantized_bytes(tuple(param.shape), quantize,
@@ -273,7 +157,7 @@ def module_parameters(config, method: str, method_config: dict | None = None,
     config_used = resolve_config(method, method_config or {})
     model = meta_model(config, precision)
     backbone_params = sum(p.numel() for p in model.parameters())
-    with _quiet(), torch.device("meta"):
+    with quiet(), torch.device("meta"):
         net = ModularModel(_stub_backbone(model, config, precision), [method])
         slot = net.add_module(method, config_used, trainable=True)
         net.set_head(head_config(head, config.hidden_size, num_labels))
@@ -339,9 +223,7 @@ def _family(config) -> dict:
 
 def uses_sdpa(config) -> bool:
     """Whether transformers runs this architecture with SDPA by default (no s² tensor kept)."""
-    from .backbone import _model_class
-
-    cls = _model_class(config.model_type)
+    cls = model_class(config.model_type)
     try:
         from transformers.models.auto.modeling_auto import MODEL_MAPPING
 
@@ -422,9 +304,7 @@ def layer_activation_bytes(config, seq_len: int, micro_batch: int, precision: st
         attn = e * sb * (inner + 2 * kv) + heads * s * s * b * probs
     norm, stats = _norm_bytes(fam["norm"], z)
     norms = 2 * (norm * sb * h + stats * sb)
-    from .backbone import DTYPES
-
-    act = _activation_saves(config, DTYPES[precision])
+    act = _activation_saves(config, torch_dtype(precision))
     ffn = e * sb * f * (act + 2 if _gated(config) else act)
     drops = 0
     if hid_drop:
@@ -519,6 +399,129 @@ def needs(allocated: int) -> int:
     return int(allocated * (1 + FRAGMENTATION)) + CUDA_CONTEXT
 
 
+def _check_arguments(quantize: str, precision: str, attention: str, seq_len: int, batch: int,
+                     num_labels: int) -> None:
+    if quantize not in QUANTIZE:
+        raise unknown("quantization", quantize, QUANTIZE)
+    if precision not in PRECISIONS:
+        raise unknown("precision", precision, PRECISIONS)
+    if attention not in ("auto", "sdpa", "eager"):
+        raise unknown("attention", attention, ("auto", "sdpa", "eager"))
+    for name, v in (("seq-len", seq_len), ("batch", batch), ("labels", num_labels)):
+        if not isinstance(v, int) or v < 1:
+            raise AdapterxlError(f"--{name} must be a positive integer, got {v!r}")
+
+
+class _Costs:
+    """The memory of training one module on one backbone, as a function of the micro-batch:
+    fixed terms (weights, trainable states) plus activations that grow with it."""
+
+    def __init__(self, config, counts: dict, weights: dict, largest: int, quantize: str,
+                 precision: str, seq_len: int, sdpa: bool, device: str):
+        self.config, self.counts, self.precision = config, counts, precision
+        self.seq_len, self.sdpa, self.device = seq_len, sdpa, device
+        layers = counts["layers_with_module"]
+        self.lowest = 0 if counts["embedding_module"] or not layers else min(layers)
+        # Gradients reach down to the lowest module; in the lowest layer itself only what
+        # sits above the module saves anything, which for output-side bottleneck adapters
+        # (seq_bn's one site, after the FFN) is the adapter alone.
+        output_only = all(s["kind"] == "bottleneck" and not s["attention"]
+                          for s in counts["sites"] if s["layer"] == self.lowest)
+        self.backward_layers = _num_layers(config) - self.lowest - (
+            1 if output_only and layers and self.lowest >= 0
+            and not counts["embedding_module"] else 0)
+        trainable = counts["module"] + counts["head"]
+        self.fixed = {
+            "frozen_weights": sum(w["bytes"] for w in weights.values()),
+            "module_and_head_states": trainable * (16 + 2),
+            "dequant_transient": 2 * largest * 2 if quantize != "none" else 0,
+        }
+        self.fam, self.z = _family(config), _sizes(precision, device)
+        self.norm, self.stats = _norm_bytes(self.fam["norm"], self.z)
+
+    def per_micro(self, b: int, checkpointing: bool = False) -> dict:
+        config, fam, z, seq_len = self.config, self.fam, self.z, self.seq_len
+        sb, h = seq_len * b, config.hidden_size
+        layer = layer_activation_bytes(config, seq_len, b, self.precision, self.sdpa,
+                                       self.device)
+        mod = module_activation_bytes(self.counts["sites"], config, seq_len, b, self.precision,
+                                      self.lowest, self.device, self.counts["method_config"])
+        # pre-LN stacks end in a final norm, which saves its input
+        edge = 0 if fam["post_ln"] else self.norm * sb * h + self.stats * sb
+        if self.sdpa and fam["norm"] == "t5" and self.device == "cuda":
+            # T5's relative position bias reaches SDPA as a float mask [b, heads, s, s], one
+            # tensor shared by all layers, which CUDA's memory-efficient kernel keeps for
+            # backward (from the kernel's interface; not measured on a GPU).
+            edge += _attention_dims(config)[0] * seq_len * sb * z["e"]
+        n = self.backward_layers
+        if checkpointing:  # each layer keeps its input (fp32 under CUDA autocast for post-LN)
+            residual = z["layernorm"] if fam["post_ln"] else z["e"]
+            saved = n * residual * sb * h + layer + mod // max(1, n)
+        else:
+            saved = n * layer + mod
+        return {"activations": saved + edge, "activation_transient": self.transient(b),
+                "layer_activations": layer}
+
+    def transient(self, b: int) -> int:
+        """What backward holds beyond the saved tensors at its peak, in the FFN of the top
+        layer (two FFN-wide gradients and the fp32 gradient of the residual stream), or in
+        eager attention (two s x s gradients per head), whichever is larger."""
+        config = self.config
+        sb, e = self.seq_len * b, self.z["e"]
+        f = getattr(config, "intermediate_size", None) or getattr(config, "d_ff")
+        heads = _attention_dims(config)[0]
+        ffn = 2 * e * sb * f
+        math_kernel = _cpu_math_sdpa(self.sdpa, _dropouts(config)[1], self.device)
+        attn = 0 if self.sdpa and not math_kernel else \
+            2 * (4 if math_kernel else e) * heads * self.seq_len * sb
+        return max(ffn, attn) + 4 * sb * config.hidden_size
+
+    def allocated(self, b: int, checkpointing: bool = False) -> int:
+        a = self.per_micro(b, checkpointing)
+        return sum(self.fixed.values()) + a["activations"] + a["activation_transient"]
+
+    def largest_fit(self, budget: int, checkpointing: bool = False) -> int:
+        """The largest micro-batch whose total need fits `budget` bytes (0: not even one)."""
+        def fits(b: int) -> bool:
+            return needs(self.allocated(b, checkpointing)) <= budget
+
+        if not fits(1):
+            return 0
+        lo, hi = 1, 1
+        while fits(hi * 2) and hi < 2 ** 20:
+            hi *= 2
+        hi *= 2
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            lo, hi = (mid, hi) if fits(mid) else (lo, mid)
+        return lo
+
+
+def _fits(costs: _Costs, gpu_memory: str | int | None, batch: int) -> dict:
+    """For each GPU (the one given, else H100 and H200), with and without gradient
+    checkpointing: the largest micro-batch that fits, and the one that divides `batch`."""
+    from .memory import candidates
+
+    gpus = {str(gpu_memory): parse_memory(gpu_memory)} if gpu_memory is not None else \
+        {"h100": GPUS["h100"], "h200": GPUS["h200"]}
+    fits = {}
+    for name, budget in gpus.items():
+        entry = {"gpu_bytes": budget}
+        for ckpt in (False, True):
+            key = "checkpointing" if ckpt else "plain"
+            most = costs.largest_fit(budget, ckpt)
+            micro = next((n for n in candidates(batch, batch) if n <= most), 0)
+            entry[key] = {"max_micro_batch": most, "micro_batch": micro,
+                          "accumulation": batch // micro if micro else None,
+                          "allocated_bytes": costs.allocated(micro, ckpt) if micro else None}
+        entry["gradient_checkpointing_needed"] = entry["plain"]["micro_batch"] == 0 and \
+            entry["checkpointing"]["micro_batch"] > 0
+        entry["fits"] = entry["plain"]["micro_batch"] > 0 or entry["checkpointing"][
+            "micro_batch"] > 0
+        fits[name] = entry
+    return fits
+
+
 def plan(model: str, method: str = "seq_bn", method_config: dict | None = None,
          quantize: str = "none", precision: str = "bf16", seq_len: int = 256,
          batch: int = 32, gpu_memory: str | int | None = None,
@@ -529,134 +532,40 @@ def plan(model: str, method: str = "seq_bn", method_config: dict | None = None,
     fits, the gradient accumulation to reach `batch`, and whether gradient checkpointing is
     needed. A JSON-serializable dict."""
     from .architectures import check_supported, get_arch
-    from .backbone import PRECISIONS, QUANTIZE
-    from .memory import candidates
     from .modules.methods import get_method
 
-    if quantize not in QUANTIZE:
-        raise unknown("quantization", quantize, QUANTIZE)
-    if precision not in PRECISIONS:
-        raise unknown("precision", precision, PRECISIONS)
-    if attention not in ("auto", "sdpa", "eager"):
-        raise unknown("attention", attention, ("auto", "sdpa", "eager"))
-    for name, v in (("seq-len", seq_len), ("batch", batch), ("labels", num_labels)):
-        if not isinstance(v, int) or v < 1:
-            raise AdapterxlError(f"--{name} must be a positive integer, got {v!r}")
+    _check_arguments(quantize, precision, attention, seq_len, batch, num_labels)
     get_method(method)
     config = config if config is not None else load_config(model, trust_remote_code)
     get_arch(config.model_type)
     check_supported(config.model_type, get_method(method).library_id or method)
     counts = module_parameters(config, method, method_config, head, num_labels, precision)
-    meta = counts.pop("model")
-    weights = weight_breakdown(meta, quantize, precision)
+    weights = weight_breakdown(counts.pop("model"), quantize, precision)
     largest = weights.pop("_largest_linear")
-    L = _num_layers(config)
-    layers = counts["layers_with_module"]
-    lowest = 0 if counts["embedding_module"] or not layers else min(layers)
-    # Gradients reach down to the lowest module; in the lowest layer itself only what sits
-    # above the module saves anything, which for output-side bottleneck adapters (seq_bn's
-    # one site, after the FFN) is the adapter alone.
-    output_only = all(s["kind"] == "bottleneck" and not s["attention"]
-                      for s in counts["sites"] if s["layer"] == lowest)
-    backward_layers = L - lowest - (1 if output_only and layers and lowest >= 0
-                                    and not counts["embedding_module"] else 0)
     sdpa = uses_sdpa(config) if attention == "auto" else attention == "sdpa"
-    trainable = counts["module"] + counts["head"]
-    fixed = {
-        "frozen_weights": sum(w["bytes"] for w in weights.values()),
-        "module_and_head_states": trainable * (16 + 2),
-        "dequant_transient": 2 * largest * 2 if quantize != "none" else 0,
-    }
-    fam, z = _family(config), _sizes(precision, device)
-    norm, stats = _norm_bytes(fam["norm"], z)
-
-    def per_micro(b: int, checkpointing: bool = False) -> dict:
-        sb, h = seq_len * b, config.hidden_size
-        layer = layer_activation_bytes(config, seq_len, b, precision, sdpa, device)
-        mod = module_activation_bytes(counts["sites"], config, seq_len, b, precision, lowest,
-                                      device, counts["method_config"])
-        # pre-LN stacks end in a final norm, which saves its input
-        edge = 0 if fam["post_ln"] else norm * sb * h + stats * sb
-        if sdpa and fam["norm"] == "t5" and device == "cuda":
-            # T5's relative position bias reaches SDPA as a float mask [b, heads, s, s], one
-            # tensor shared by all layers, which CUDA's memory-efficient kernel keeps for
-            # backward (from the kernel's interface; not measured on a GPU).
-            edge += _attention_dims(config)[0] * seq_len * sb * z["e"]
-        if checkpointing:  # each layer keeps its input (fp32 under CUDA autocast for post-LN)
-            residual = z["layernorm"] if fam["post_ln"] else z["e"]
-            saved = backward_layers * residual * sb * h + layer + mod // max(1, backward_layers)
-        else:
-            saved = backward_layers * layer + mod
-        return {"activations": saved + edge, "activation_transient": transient(b),
-                "layer_activations": layer}
-
-    def transient(b: int) -> int:
-        """What backward holds beyond the saved tensors at its peak, in the FFN of the top
-        layer (two FFN-wide gradients and the fp32 gradient of the residual stream), or in
-        eager attention (two s x s gradients per head), whichever is larger."""
-        sb, e = seq_len * b, z["e"]
-        f = getattr(config, "intermediate_size", None) or getattr(config, "d_ff")
-        heads = _attention_dims(config)[0]
-        ffn = 2 * e * sb * f
-        math = _cpu_math_sdpa(sdpa, _dropouts(config)[1], device)
-        attn = 0 if sdpa and not math else 2 * (4 if math else e) * heads * seq_len * sb
-        return max(ffn, attn) + 4 * sb * config.hidden_size
-
-    def allocated(b: int, checkpointing: bool = False) -> int:
-        a = per_micro(b, checkpointing)
-        return sum(fixed.values()) + a["activations"] + a["activation_transient"]
-
-    def largest_fit(budget: int, checkpointing: bool = False) -> int:
-        if needs(allocated(1, checkpointing)) > budget:
-            return 0
-        lo, hi = 1, 1
-        while needs(allocated(hi * 2, checkpointing)) <= budget and hi < 2 ** 20:
-            hi *= 2
-        hi *= 2
-        while hi - lo > 1:
-            mid = (lo + hi) // 2
-            lo, hi = (mid, hi) if needs(allocated(mid, checkpointing)) <= budget else (lo, mid)
-        return lo
-
-    gpus = {str(gpu_memory): parse_memory(gpu_memory)} if gpu_memory is not None else \
-        {"h100": GPUS["h100"], "h200": GPUS["h200"]}
-    fits = {}
-    for name, budget in gpus.items():
-        entry = {"gpu_bytes": budget}
-        for ckpt in (False, True):
-            key = "checkpointing" if ckpt else "plain"
-            most = largest_fit(budget, ckpt)
-            micro = next((n for n in candidates(batch, batch) if n <= most), 0)
-            entry[key] = {"max_micro_batch": most, "micro_batch": micro,
-                          "accumulation": batch // micro if micro else None,
-                          "allocated_bytes": allocated(micro, ckpt) if micro else None}
-        entry["gradient_checkpointing_needed"] = entry["plain"]["micro_batch"] == 0 and \
-            entry["checkpointing"]["micro_batch"] > 0
-        entry["fits"] = entry["plain"]["micro_batch"] > 0 or entry["checkpointing"][
-            "micro_batch"] > 0
-        fits[name] = entry
-    full = per_micro(batch)
-    peak = allocated(batch)
-    heads, _, _ = _attention_dims(config)
+    costs = _Costs(config, counts, weights, largest, quantize, precision, seq_len, sdpa, device)
+    full = costs.per_micro(batch)
+    peak = costs.allocated(batch)
     return {
         "model": model, "model_type": config.model_type, "method": method,
         "method_config": counts["method_config"], "quantize": quantize,
         "precision": precision, "seq_len": seq_len, "batch": batch,
         "attention": "sdpa" if sdpa else "eager",
-        "shape": {"layers": L, "hidden": config.hidden_size,
+        "shape": {"layers": _num_layers(config), "hidden": config.hidden_size,
                   "ffn": getattr(config, "intermediate_size", None) or config.d_ff,
-                  "heads": heads, "vocab": config.vocab_size, "gated_ffn": _gated(config)},
+                  "heads": _attention_dims(config)[0], "vocab": config.vocab_size,
+                  "gated_ffn": _gated(config)},
         "params": {"backbone": counts["backbone"],
                    "embeddings": weights["embeddings"]["params"],
                    "non_embedding": counts["backbone"] - weights["embeddings"]["params"],
                    "module": counts["module"], "head": counts["head"]},
         "weights": weights,
-        "backward_layers": backward_layers,
-        "memory_at_batch": {**fixed, **{k: full[k] for k in ("activations",
-                                                              "activation_transient")},
+        "backward_layers": costs.backward_layers,
+        "memory_at_batch": {**costs.fixed, **{k: full[k] for k in ("activations",
+                                                                    "activation_transient")},
                             "allocated": peak, "needs_total": needs(peak)},
-        "activation_bytes_per_sample": per_micro(1)["activations"],
-        "fits": fits,
+        "activation_bytes_per_sample": costs.per_micro(1)["activations"],
+        "fits": _fits(costs, gpu_memory, batch),
         "checked_against_gpu": CHECKED_AGAINST_GPU,
         "note": NOT_CHECKED,
     }
@@ -747,7 +656,7 @@ def measure(spec: dict, method: str = "seq_bn", precision: str = "bf16", seq_len
     from .modules import assemble
 
     torch.manual_seed(seed)
-    with _quiet():
+    with quiet():
         bb = random_backbone(spec, precision=precision, device=torch.device("cpu"), seed=seed)
         net, _ = assemble(bb, [], method=method,
                           head=head_config("classification", bb.hidden_size, 3))

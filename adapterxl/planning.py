@@ -38,8 +38,10 @@ f = FFN width, a = attention heads, L = layers):
                        for the Python tanh-GELU) × e·sb·f, + 2·e·sb·f if gated
       dropout          a mask per hidden dropout (1 byte on CUDA, e on the CPU)
   Gradients reach down to the lowest module; in that layer only what sits above the module
-  saves (for seq_bn, the adapter alone). Module sites, read from the injected parameters:
-  bottleneck adapter e·sb·(h + m) (+ the norm it re-applies on post-LN backbones); LoRA
+  saves (for seq_bn, the adapter alone; for double_seq_bn's attention-side adapter, the layer
+  less its attention, its pre-norm and a dropout mask before the adapter). Module sites, read
+  from the injected parameters: bottleneck adapter e·sb·(h + m) (+ the norm seq_bn and par_bn
+  re-apply on post-LN backbones); LoRA
   e·sb·(in + r) per matrix (PEFT casts the input to fp32, autocast casts it back: a copy is
   kept); DoRA also 2·e·sb·out and W + BA (weight-sized); IA3 the scaled tensor (fp32 when it
   scales an input). Pre-LN stacks add their final norm.
@@ -201,14 +203,18 @@ def _gated(config) -> bool:
 # Python; "t5": T5's RMSNorm, which also keeps its 16-bit input), whether the norm follows
 # the residual (post-LN: a bottleneck adapter then applies the layer's norm once more before
 # itself), whether softmax runs in fp32 (T5), and how many hidden-sized dropout masks a layer
-# saves (XLM-R XL: one; its FFN-output dropout keeps none, as measured).
+# saves (XLM-R XL: one; its FFN-output dropout keeps none, as measured), and whether the
+# attention output's dropout comes before the engine's attention-side adapter (post-LN and
+# T5: the adapter acts on the dropout's output; XLM-R XL: on the dense output, before it).
 _FAMILY = {
-    "t5": dict(norm="t5", post_ln=False, softmax_fp32=True, ffn_dropout=True, masks=2),
-    "rms": dict(norm="rms", post_ln=False, softmax_fp32=False, ffn_dropout=False, masks=2),
+    "t5": dict(norm="t5", post_ln=False, softmax_fp32=True, ffn_dropout=True, masks=2,
+               dropout_below_adapter=True),
+    "rms": dict(norm="rms", post_ln=False, softmax_fp32=False, ffn_dropout=False, masks=2,
+                dropout_below_adapter=False),
     "pre_ln": dict(norm="layernorm", post_ln=False, softmax_fp32=False, ffn_dropout=False,
-                   masks=1),
+                   masks=1, dropout_below_adapter=False),
     "post_ln": dict(norm="layernorm", post_ln=True, softmax_fp32=False, ffn_dropout=False,
-                    masks=2),
+                    masks=2, dropout_below_adapter=True),
 }
 
 
@@ -286,22 +292,11 @@ def layer_activation_bytes(config, seq_len: int, micro_batch: int, precision: st
     CPU saves (benchmarks/plan_check.py compares it with autograd's saved tensors)."""
     s, b, h = seq_len, micro_batch, config.hidden_size
     f = getattr(config, "intermediate_size", None) or getattr(config, "d_ff")
-    heads, inner, kv = _attention_dims(config)
-    hid_drop, att_drop = _dropouts(config)
+    hid_drop, _ = _dropouts(config)
     sdpa = uses_sdpa(config) if sdpa is None else sdpa
     fam, z = _family(config), _sizes(precision, device)
     e, sb = z["e"], s * b
-    if _cpu_math_sdpa(sdpa, att_drop, device):  # fp32: q, k, v; softmax, dropout mask, output
-        attn = 4 * sb * (inner + 2 * kv) + heads * s * s * b * 12
-    elif sdpa:  # q, k, v and the output, plus the fp32 log-sum-exp per head
-        attn = e * sb * (2 * inner + 2 * kv) + 4 * sb * heads
-    else:  # q, k, v; softmax output (fp32 in T5), the 16-bit probabilities, dropout mask
-        probs = 4 if fam["softmax_fp32"] else e
-        if fam["softmax_fp32"] or att_drop:
-            probs += e
-        if att_drop:
-            probs += z["mask"]
-        attn = e * sb * (inner + 2 * kv) + heads * s * s * b * probs
+    attn = _attention_bytes(config, s, b, precision, sdpa, device)
     norm, stats = _norm_bytes(fam["norm"], z)
     norms = 2 * (norm * sb * h + stats * sb)
     act = _activation_saves(config, torch_dtype(precision))
@@ -310,6 +305,50 @@ def layer_activation_bytes(config, seq_len: int, micro_batch: int, precision: st
     if hid_drop:
         drops = fam["masks"] * z["mask"] * sb * h + (z["mask"] * sb * f if fam["ffn_dropout"] else 0)
     return int(attn + norms + ffn + drops)
+
+
+def _attention_bytes(config, s: int, b: int, precision: str, sdpa: bool, device: str) -> int:
+    """What a layer's attention (scores, softmax, q, k, v) saves for backward."""
+    heads, inner, kv = _attention_dims(config)
+    _, att_drop = _dropouts(config)
+    fam, z = _family(config), _sizes(precision, device)
+    e, sb = z["e"], s * b
+    if _cpu_math_sdpa(sdpa, att_drop, device):  # fp32: q, k, v; softmax, dropout mask, output
+        return 4 * sb * (inner + 2 * kv) + heads * s * s * b * 12
+    if sdpa:  # q, k, v and the output, plus the fp32 log-sum-exp per head
+        return e * sb * (2 * inner + 2 * kv) + 4 * sb * heads
+    # q, k, v; softmax output (fp32 in T5), the 16-bit probabilities, dropout mask
+    probs = 4 if fam["softmax_fp32"] else e
+    if fam["softmax_fp32"] or att_drop:
+        probs += e
+    if att_drop:
+        probs += z["mask"]
+    return e * sb * (inner + 2 * kv) + heads * s * s * b * probs
+
+
+def below_attention_adapter(config, seq_len: int, micro_batch: int, precision: str = "bf16",
+                            sdpa: bool | None = None, device: str = "cuda") -> int:
+    """The part of `layer_activation_bytes` that sits below the bottleneck engine's
+    attention-side adapter, and is not saved in the layer where that adapter is the lowest
+    module (no gradient flows there): the attention itself, the pre-norm of a pre-LN layer,
+    and the attention output's dropout mask where the adapter follows it."""
+    sdpa = uses_sdpa(config) if sdpa is None else sdpa
+    fam, z = _family(config), _sizes(precision, device)
+    sb, h = seq_len * micro_batch, config.hidden_size
+    below = _attention_bytes(config, seq_len, micro_batch, precision, sdpa, device)
+    if not fam["post_ln"]:
+        norm, stats = _norm_bytes(fam["norm"], z)
+        below += norm * sb * h + stats * sb
+    if fam["dropout_below_adapter"] and _dropouts(config)[0]:
+        below += z["mask"] * sb * h
+    return int(below)
+
+
+# The bottleneck engine's attention sites (modules/_bottleneck.py FAMILIES), by the module that
+# holds their adapters: a hooked `attention_adapters` on pre-LN models and decoders, the
+# attention sublayer's `attention.output` on post-LN encoders, T5's first (self-attention)
+# sublayer `layer.0`. The output sites are `output_adapters`, `output` and `layer.1`.
+_ATTENTION_SITE = re.compile(r"(^|\.)(attention_adapters|attention\.output|layer\.0)$")
 
 
 def module_sites(net: nn.Module, slot: str, hidden: int) -> list[dict]:
@@ -335,9 +374,18 @@ def module_sites(net: nn.Module, slot: str, hidden: int) -> list[dict]:
                            "scales_input": p.dim() == 2 and p.shape[0] == 1}
         elif ".adapters." in name:
             key = name.split(f".adapters.{slot}.")[0]
-            site = sites.setdefault(key, {"layer": layer, "kind": "bottleneck",
-                                          "width": hidden, "r": 0,
-                                          "attention": "attention_adapters" in key})
+            if key not in sites:
+                # Whether a norm is counted with the adapter on post-LN backbones: seq_bn
+                # applies the sublayer's norm once more before itself (original_ln_before);
+                # double_seq_bn and compacter do not (plan_check: 1.14x over with the norm,
+                # 0.99x without). par_bn keeps the norm it was measured with (1.00-1.07x).
+                adapter = net.get_submodule(f"{key}.adapters.{slot}")
+                config = getattr(adapter, "config", None) or {}
+                sites[key] = {"layer": layer, "kind": "bottleneck", "width": hidden, "r": 0,
+                              "attention": bool(_ATTENTION_SITE.search(key)),
+                              "norm_before": bool(config.get("original_ln_before", True)
+                                                  or config.get("is_parallel", False))}
+            site = sites[key]
             if "adapter_down" in parts and parts[-1] == "weight" and p.dim() == 2:
                 site["r"] = p.shape[0]
         elif "invertible_adapters" in parts:
@@ -365,7 +413,8 @@ def module_activation_bytes(sites: list[dict], config, seq_len: int, b: int,
         w = site["width"]
         if site["kind"] == "bottleneck":
             r = site["r"] or max(1, w // int((method_config or {}).get("reduction_factor", 16)))
-            total += e * sb * (w + r) + (norm * sb * w + stats * sb if fam["post_ln"] else 0)
+            again = fam["post_ln"] and site.get("norm_before", True)
+            total += e * sb * (w + r) + (norm * sb * w + stats * sb if again else 0)
         elif site["kind"] == "lora":
             total += e * sb * (w + site.get("r", 0))
             if site.get("dora"):  # two output-sized tensors, and W + BA for its column norm
@@ -424,12 +473,14 @@ class _Costs:
         self.lowest = 0 if counts["embedding_module"] or not layers else min(layers)
         # Gradients reach down to the lowest module; in the lowest layer itself only what
         # sits above the module saves anything, which for output-side bottleneck adapters
-        # (seq_bn's one site, after the FFN) is the adapter alone.
-        output_only = all(s["kind"] == "bottleneck" and not s["attention"]
-                          for s in counts["sites"] if s["layer"] == self.lowest)
-        self.backward_layers = _num_layers(config) - self.lowest - (
-            1 if output_only and layers and self.lowest >= 0
-            and not counts["embedding_module"] else 0)
+        # (seq_bn's one site, after the FFN) is the adapter alone, and for an attention-side
+        # one (double_seq_bn's first site) the layer less what it computes below the adapter.
+        at_lowest = [s for s in counts["sites"] if s["layer"] == self.lowest]
+        adapters_only = bool(layers) and not counts["embedding_module"] and \
+            all(s["kind"] == "bottleneck" for s in at_lowest)
+        output_only = adapters_only and not any(s["attention"] for s in at_lowest)
+        self.partial_lowest = adapters_only and not output_only
+        self.backward_layers = _num_layers(config) - self.lowest - (1 if output_only else 0)
         trainable = counts["module"] + counts["head"]
         self.fixed = {
             "frozen_weights": sum(w["bytes"] for w in weights.values()),
@@ -459,6 +510,9 @@ class _Costs:
             saved = n * residual * sb * h + layer + mod // max(1, n)
         else:
             saved = n * layer + mod
+            if self.partial_lowest:
+                saved -= below_attention_adapter(config, seq_len, b, self.precision, self.sdpa,
+                                                 self.device)
         return {"activations": saved + edge, "activation_transient": self.transient(b),
                 "layer_activations": layer}
 

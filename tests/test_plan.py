@@ -115,8 +115,25 @@ def test_eager_attention_adds_the_quadratic_term(configs):
         assert plan(configs[name], batch=1)["attention"] == built
 
 
+@pytest.mark.parametrize("name", ["tiny-xlmr", "tiny-bert", "tiny-deberta", "tiny-xlmr-xl",
+                                  "tiny-mt5", "tiny-llama", "tiny-qwen2"])
+def test_attention_side_adapters_are_told_apart_on_every_family(name):
+    """double_seq_bn puts one bottleneck after each layer's attention and one after its FFN.
+    The engine holds the attention one on `attention.output` in post-LN encoders, on
+    `layer.0` in mT5 and on a hooked `attention_adapters` elsewhere: the planner must see
+    an attention site and an output site in every layer of every family."""
+    from adapterxl.configs import BUILTIN, config_from_spec
+    from adapterxl.planning import module_parameters
+
+    sites = module_parameters(config_from_spec(BUILTIN[name]), "double_seq_bn")["sites"]
+    layers = {}
+    for site in sites:
+        layers.setdefault(site["layer"], []).append(site["attention"])
+    assert {k: sorted(v) for k, v in layers.items()} == {0: [False, True], 1: [False, True]}
+
+
 @pytest.mark.parametrize("name", ["tiny-xlmr", "tiny-xlmr-xl", "tiny-llama", "tiny-mt5"])
-@pytest.mark.parametrize("method", ["seq_bn", "lora"])
+@pytest.mark.parametrize("method", ["seq_bn", "lora", "double_seq_bn"])
 def test_planner_predicts_what_autograd_saves(name, method):
     """On the CPU every tensor can be counted: the planner's activations (device="cpu") must
     match the bytes autograd saves for backward, and its peak the most tensor memory alive

@@ -2,9 +2,9 @@
 config alone (no weights are read or downloaded), and the largest micro-batch that fits a GPU.
 
 Checked on the CPU, not yet on a GPU: on the CPU every tensor can be counted, and with
-`device="cpu"` the predicted saved activations land within 0.84-1.11x and the peak within
-0.87-1.13x of the count for four families x six methods x two precisions (most within 10%;
-benchmarks/RESULTS.md). The CUDA-specific terms (fp32 LayerNorm under autocast, 1-byte dropout
+`device="cpu"` the predicted saved activations land within 0.98-1.11x and the peak within
+0.88-1.11x of the count for four families x six methods x two precisions (most within 10%;
+benchmarks/RESULTS.md, transformers 5.23). The CUDA-specific terms (fp32 LayerNorm under autocast, 1-byte dropout
 masks, flash attention under dropout, the allocator, cuBLAS and bitsandbytes) are not checked:
 `benchmarks/gpu.sh` compares the prediction with `torch.cuda.max_memory_allocated()` when a
 GPU is available; the target is within 15%.
@@ -41,10 +41,10 @@ f = FFN width, a = attention heads, L = layers):
   saves (for seq_bn, the adapter alone; for double_seq_bn's attention-side adapter, the layer
   less its attention, its pre-norm and a dropout mask before the adapter). Module sites, read
   from the injected parameters: bottleneck adapter e·sb·(h + m) (+ the norm seq_bn and par_bn
-  re-apply on post-LN backbones); LoRA
-  e·sb·(in + r) per matrix (PEFT casts the input to fp32, autocast casts it back: a copy is
-  kept); DoRA also 2·e·sb·out and W + BA (weight-sized); IA3 the scaled tensor (fp32 when it
-  scales an input). Pre-LN stacks add their final norm.
+  re-apply on post-LN backbones); LoRA e·sb·(in + r) per matrix (PEFT casts the input to
+  fp32, autocast casts it back: a copy is kept); DoRA also 2·e·sb·out and W + BA
+  (weight-sized); IA3 the scaled tensor (fp32 when it scales an input). Pre-LN stacks add
+  their final norm.
 - Transient at the peak (early backward): two FFN-wide gradients and the fp32 residual
   gradient, 2·e·sb·f + 4·sb·h (eager attention: two s×s gradients per head if larger). For
   8/4-bit, two dequantized 16-bit copies of the largest linear weight.

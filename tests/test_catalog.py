@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from adapterxl.data.convert import convert, convert_corpus
-from adapterxl.data.hub import hub_spec, load_hub
+from adapterxl.data.download import hub_spec, load_hub
 from adapterxl.errors import AdapterxlError
 from adapterxl.tasks import (CATALOG, SUITES, catalog, describe_tasks, get_task, guard_warning,
                              list_tasks, parse_catalog, suite_tasks)

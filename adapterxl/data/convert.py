@@ -1,6 +1,6 @@
 """One dataset record -> the canonical row of its task's format (docs/FORMATS.md).
 
-Every source goes through here: Hugging Face datasets (data/hub.py), local files and the
+Every source goes through here: Hugging Face datasets (data/download.py), local files and the
 bundled samples. A record may use the dataset's own columns (mapped by the task's `fields`, or
 read by a named converter for odd schemas) or the canonical keys themselves, so samples written
 with canonical keys and Hub rows share one path.

@@ -14,7 +14,7 @@ import json
 from pathlib import Path
 
 from ..errors import AdapterxlError
-from . import metrics
+from ..scoring import metrics
 
 # The tasks and languages of evaluate.py's XTREME_TASK2LANGS / XTREME_R_TASK2LANGS.
 _UDPOS = ("af ar bg de el en es et eu fa fi fr he hi hu id it ja kk ko mr nl pt ru ta te th tl "

@@ -100,7 +100,7 @@ def _pm(mean: float, std: float | None, sign: bool = False) -> str:
 
 def _language_value(task: str, values: dict[str, float]) -> float:
     """A task's number for one language from its metric values (QA: (EM+F1)/2)."""
-    from ..evaluation.metrics import task_score
+    from ..scoring.metrics import task_score
     from ..tasks import get_task
 
     try:
@@ -173,7 +173,7 @@ def gains(store: dict) -> tuple[list[dict], list[str]]:
 def suite_scores(store: dict) -> tuple[list[dict], list[str]]:
     """XTREME / XTREME-R scores (suite_score of the tasks' mean scores over seeds) for each
     (backbone, method, intermediate, composition) that has every task of the suite."""
-    from ..evaluation.metrics import suite_score
+    from ..scoring.metrics import suite_score
     from ..tasks import suite_tasks
 
     scores: dict = defaultdict(lambda: defaultdict(list))

@@ -20,12 +20,12 @@ import yaml
 from .. import safe_yaml
 from ..errors import AdapterxlError
 from ..settings import EVALUATE
+from ..tasks import EVALUATION_SPLITS as SPLITS  # held-out splits, test first
 
 COMPOSITIONS = ("none", "stack", "fuse", "init_from")
 DATA_SOURCES = ("hf", "samples")
 QUANTIZE = ("none", "8bit", "4bit")
 PRECISIONS = ("fp32", "bf16", "fp16")
-SPLITS = ("test", "validation")
 
 
 

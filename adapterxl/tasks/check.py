@@ -1,133 +1,20 @@
-"""The task catalogue: formats, labels, languages, benchmark suites, metrics, Hub sources and
-hyperparameters. Entries live in catalog.yaml (schema: docs/FORMATS.md); this module reads them,
-validates the whole catalogue on load (one clear error naming the task and the key), and answers
-questions about tasks and suites."""
+"""Validation of catalogue entries: one clear error naming the task and the key at the first
+problem. `check_task` turns one entry (the parsed YAML mapping) into a `Task`;
+`parse_catalog` checks a whole catalogue, including what spans tasks (suites,
+english_training_data)."""
 from __future__ import annotations
 
-import os
 import re
 import string
-from dataclasses import dataclass, field
-from functools import lru_cache
-from pathlib import Path
 
-import yaml
+from ..errors import AdapterxlError
+from .schema import (CATALOG, CONVERTER_NAMES, FIELD_KEYS, FILTER_KEYS, FORMATS,
+                     HYPERPARAMETER_KEYS, LABELED_FORMATS, METRICS, PLACEHOLDERS, READER_KINDS,
+                     REQUIRED_KEYS, ROLES, SPEC_KEYS, SPLITS, SUITE_TASKS, SUITES, TASK_KEYS,
+                     TEXT_COLUMNS, XTREME_FILE_KEYS, XTREME_PLACEHOLDERS, Task)
 
-from ..errors import AdapterxlError, unknown
-
-CATALOG = Path(__file__).with_name("catalog.yaml")
-SPLITS = ("train", "validation", "test")
-SUITES = ("xtreme", "xtreme-r")
-FORMATS = ("classification", "pair_classification", "regression", "tagging", "qa",
-           "multiple_choice", "retrieval", "mlm")
-ROLES = ("intermediate", "target")
-METRICS = ("accuracy", "tagging_f1", "squad", "squad_v2", "mlqa", "pearson_spearman", "bucc_f1",
-           "map@20")
-
-# Each benchmark's tasks in its canonical order (the order of the papers' result tables).
-# The catalogue must agree: a task lists a suite under `suites` exactly when it is named here.
-SUITE_TASKS = {
-    "xtreme": ("xnli", "pawsx", "udpos", "panx", "xquad", "mlqa", "tydiqa", "bucc2018",
-               "tatoeba"),
-    "xtreme-r": ("xnli", "xcopa", "udpos", "panx", "xquad", "mlqa", "tydiqa", "tatoeba",
-                 "mewslix", "lareqa"),
-}
-
-# Canonical keys a format's rows are built from; `fields` maps them to a dataset's columns.
-# Keys in TARGET_KEYS may be missing from a record (hidden test labels -> None).
-FIELD_KEYS = {
-    "classification": ("text", "label"),
-    "pair_classification": ("text", "label"),
-    "regression": ("text", "label"),
-    "tagging": ("tokens", "tags"),
-    "qa": ("id", "question", "context", "answers"),
-    "multiple_choice": ("context", "choices", "label"),
-    "retrieval": ("query", "candidate"),
-    "mlm": ("text",),
-}
-TARGET_KEYS = ("label", "tags", "answers")
-TEXT_COLUMNS = {"classification": 1, "pair_classification": 2, "regression": 2}
-LABELED_FORMATS = ("classification", "pair_classification")   # `labels` required
-TASK_KEYS = ("description", "format", "role", "suites", "languages", "labels", "num_choices",
-             "score_range",
-             "metric", "english_training_data", "train_language", "hub_lang", "sources",
-             "fields", "converter", "local_only", "hyperparameters")
-REQUIRED_KEYS = ("description", "format", "role", "languages", "metric", "hyperparameters")
-SPEC_KEYS = ("path", "name", "split", "languages", "fields", "converter", "filter", "revision",
-             "drop_unlabeled")
-FILTER_KEYS = ("column", "prefix", "equals")
-HYPERPARAMETER_KEYS = ("epochs", "batch_size", "max_length", "doc_stride", "layer", "lr",
-                       "warmup_ratio")
-PLACEHOLDERS = ("lang", "hub_lang")
 _LANG = re.compile(r"^[a-z]{2,3}$")
 
-
-@dataclass(frozen=True)
-class Task:
-    name: str
-    description: str
-    format: str
-    role: str
-    languages: tuple[str, ...]
-    metric: str
-    sources: dict
-    hyperparameters: dict
-    # Class labels / tag set in the Hub dataset's ClassLabel order (integer labels index it);
-    # () where the format has none (regression, QA, multiple choice, retrieval); None when the
-    # tag set is collected from the training files (CCG supertags).
-    labels: tuple[str, ...] | None = ()
-    suites: dict[str, tuple[str, ...]] = field(default_factory=dict)
-    num_choices: int | None = None
-    english_training_data: str | None = None
-    train_language: str = "en"
-    hub_lang: dict[str, str] = field(default_factory=dict)
-    fields: dict = field(default_factory=dict)
-    converter: str | None = None
-    local_only: str | None = None
-    # Regression: the smallest and largest score (STS-B 0-5, SICK-R 1-5); data outside it is
-    # refused when read.
-    score_range: tuple[float, float] | None = None
-
-    @property
-    def text_fields(self) -> tuple[str, ...]:
-        """The columns that make up `text` (classification formats); kept for older callers."""
-        cols = self.fields.get("text", ())
-        return (cols,) if isinstance(cols, str) else tuple(cols)
-
-    @property
-    def label_field(self) -> str:
-        """The column holding the label (classification formats); kept for older callers."""
-        col = self.fields.get("label", "label")
-        return col if isinstance(col, str) else "label"
-
-    def suite_languages(self, suite: str) -> tuple[str, ...]:
-        if suite not in SUITES:
-            raise unknown("suite", suite, SUITES)
-        if suite not in self.suites:
-            member = ", ".join(self.suites) or "no benchmark suite"
-            raise AdapterxlError(f"{self.name} is not a task of {suite} (it belongs to {member})")
-        return self.suites[suite]
-
-    def resolve_languages(self, languages, suite: str | None = None) -> list[str]:
-        """'all', a comma list or a sequence of codes -> the task's languages, validated.
-        With `suite`, 'all' means the benchmark's language list for this task, and every code
-        must be one of that list."""
-        pool = self.suite_languages(suite) if suite else self.languages
-        if languages in (None, "all", ("all",), ["all"]):
-            return list(pool)
-        if isinstance(languages, str):
-            languages = [x.strip() for x in languages.split(",") if x.strip()]
-        kind = f"language for {self.name}" + (f" in {suite}" if suite else "")
-        out = []
-        for lang in languages:
-            if lang not in pool:
-                raise unknown(kind, lang, pool)
-            if lang not in out:
-                out.append(lang)
-        return out
-
-
-# --- validation ------------------------------------------------------------------------------
 
 def _fail(name: str, message: str) -> AdapterxlError:
     return AdapterxlError(f"{CATALOG.name}: task {name!r}: {message}")
@@ -166,11 +53,9 @@ def _check_fields(name: str, where: str, fmt: str, fields) -> dict:
 
 
 def _check_converter(name: str, where: str, converter) -> None:
-    from ..data.convert import CONVERTERS
-
-    if converter not in CONVERTERS:
+    if converter not in CONVERTER_NAMES:
         raise _fail(name, f"{where}: unknown converter {converter!r} "
-                          f"(known: {', '.join(sorted(CONVERTERS))})")
+                          f"(known: {', '.join(sorted(CONVERTER_NAMES))})")
 
 
 def _check_spec(name: str, split: str, spec, fmt: str, languages, hub_lang) -> dict:
@@ -223,33 +108,8 @@ def _check_spec(name: str, split: str, spec, fmt: str, languages, hub_lang) -> d
     return dict(spec)
 
 
-def _check_task(name: str, entry) -> Task:
-    if not isinstance(entry, dict):
-        raise _fail(name, "the entry must be a mapping")
-    for key in entry:
-        if key not in TASK_KEYS:
-            raise _fail(name, f"unknown key {key!r} (known: {', '.join(TASK_KEYS)})")
-    for key in REQUIRED_KEYS:
-        if key not in entry:
-            raise _fail(name, f"missing key {key!r}")
-    fmt, role, metric = entry["format"], entry["role"], entry["metric"]
-    if fmt not in FORMATS:
-        raise _fail(name, f"unknown format {fmt!r} (known: {', '.join(FORMATS)})")
-    if role not in ROLES:
-        raise _fail(name, f"unknown role {role!r} (known: {', '.join(ROLES)})")
-    if metric not in METRICS:
-        raise _fail(name, f"unknown metric {metric!r} (known: {', '.join(METRICS)})")
-    if not isinstance(entry["description"], str) or not entry["description"].strip():
-        raise _fail(name, "description must be a non-empty string")
-    languages = _str_list(name, "languages", entry["languages"])
-    bad = [x for x in languages if not _LANG.match(x)]
-    if bad:
-        raise _fail(name, f"languages must be 2-letter codes, got {', '.join(bad)}")
-    train_language = entry.get("train_language", "en")
-    if fmt != "retrieval" and train_language not in languages:
-        raise _fail(name, f"train_language {train_language!r} is not in languages")
-
-    # labels
+def _check_labels(name: str, fmt: str, entry: dict):
+    """labels, num_choices and score_range: which a format needs, takes or refuses."""
     if fmt in LABELED_FORMATS:
         if entry.get("labels") is None:
             raise _fail(name, f"the {fmt} format needs labels")
@@ -279,8 +139,10 @@ def _check_task(name: str, entry) -> Task:
                         for x in score_range) and score_range[0] < score_range[1]):
             raise _fail(name, "score_range must be [lowest, highest], two numbers")
         score_range = (float(score_range[0]), float(score_range[1]))
+    return labels, num_choices, score_range
 
-    # suites
+
+def _check_suites(name: str, entry: dict, role: str, languages) -> dict:
     suites = entry.get("suites") or {}
     if not isinstance(suites, dict):
         raise _fail(name, "suites must map a suite name to its language list")
@@ -295,8 +157,10 @@ def _check_task(name: str, entry) -> Task:
         if stray:
             raise _fail(name, f"suites.{suite} has {', '.join(stray)}, not in languages")
         out_suites[suite] = langs
+    return out_suites
 
-    # hub_lang
+
+def _check_hub_lang(name: str, entry: dict, languages) -> dict:
     hub_lang = entry.get("hub_lang") or {}
     if not isinstance(hub_lang, dict) or not all(
             isinstance(k, str) and isinstance(v, str) for k, v in hub_lang.items()):
@@ -304,14 +168,10 @@ def _check_task(name: str, entry) -> Task:
     stray = [x for x in hub_lang if x not in languages]
     if stray:
         raise _fail(name, f"hub_lang has {', '.join(stray)}, not in languages")
+    return dict(hub_lang)
 
-    # fields and converter
-    fields = _check_fields(name, "fields", fmt, entry.get("fields") or {})
-    converter = entry.get("converter")
-    if converter is not None:
-        _check_converter(name, "converter", converter)
 
-    # sources
+def _check_sources(name: str, entry: dict, fmt: str, role: str, languages, hub_lang) -> dict:
     local_only = entry.get("local_only")
     if local_only is not None and (not isinstance(local_only, str) or not local_only.strip()):
         raise _fail(name, "local_only must say why the task has no Hub source")
@@ -334,7 +194,95 @@ def _check_task(name: str, entry) -> Task:
             raise _fail(name, "sources is empty (set local_only to say why)")
         if role == "intermediate" and "train" not in out_sources:
             raise _fail(name, "an intermediate task needs a train source")
+    return out_sources
 
+
+def _check_xtreme_files(name: str, entries, languages) -> tuple[dict, ...]:
+    """`xtreme_files`: a list of {kind, files, optional, splits, languages} (schema.py)."""
+    if not isinstance(entries, list):
+        raise _fail(name, "xtreme_files must be a list of {kind, files} entries")
+    out = []
+    for i, entry in enumerate(entries):
+        where = f"xtreme_files[{i}]"
+        if not isinstance(entry, dict):
+            raise _fail(name, f"{where} must be a mapping with kind and files")
+        for key in entry:
+            if key not in XTREME_FILE_KEYS:
+                raise _fail(name, f"{where}: unknown key {key!r} "
+                                  f"(known: {', '.join(XTREME_FILE_KEYS)})")
+        if entry.get("kind") not in READER_KINDS:
+            raise _fail(name, f"{where}: unknown kind {entry.get('kind')!r} "
+                              f"(known: {', '.join(READER_KINDS)})")
+        checked = {"kind": entry["kind"]}
+        for key in ("files", "optional"):
+            if key in entry or key == "files":
+                checked[key] = _str_list(name, f"{where}.{key}", entry.get(key))
+                for text in checked[key]:
+                    try:
+                        used = _placeholders(text)
+                    except ValueError as e:
+                        raise _fail(name, f"{where}: bad placeholder in {text!r} ({e})") from e
+                    stray = [f for f in used if f not in XTREME_PLACEHOLDERS]
+                    if stray:
+                        raise _fail(name, f"{where}: unknown placeholder {{{stray[0]}}} in "
+                                          f"{text!r} (known: {{lang}}, {{hub_lang}}, {{split}})")
+        if "splits" in entry:
+            checked["splits"] = _str_list(name, f"{where}.splits", entry["splits"])
+            stray = [x for x in checked["splits"] if x not in SPLITS]
+            if stray:
+                raise _fail(name, f"{where}.splits: unknown split {stray[0]!r} "
+                                  f"(known: {', '.join(SPLITS)})")
+        if "languages" in entry:
+            checked["languages"] = _str_list(name, f"{where}.languages", entry["languages"])
+            stray = [x for x in checked["languages"] if x not in languages]
+            if stray:
+                raise _fail(name, f"{where}.languages has {', '.join(stray)}, not in languages")
+        out.append(checked)
+    return tuple(out)
+
+
+def _check_basics(name: str, entry) -> tuple[str, str, str, tuple[str, ...], str]:
+    """Keys, format, role, metric, description and languages -> (fmt, role, metric,
+    languages, train_language)."""
+    if not isinstance(entry, dict):
+        raise _fail(name, "the entry must be a mapping")
+    for key in entry:
+        if key not in TASK_KEYS:
+            raise _fail(name, f"unknown key {key!r} (known: {', '.join(TASK_KEYS)})")
+    for key in REQUIRED_KEYS:
+        if key not in entry:
+            raise _fail(name, f"missing key {key!r}")
+    fmt, role, metric = entry["format"], entry["role"], entry["metric"]
+    if fmt not in FORMATS:
+        raise _fail(name, f"unknown format {fmt!r} (known: {', '.join(FORMATS)})")
+    if role not in ROLES:
+        raise _fail(name, f"unknown role {role!r} (known: {', '.join(ROLES)})")
+    if metric not in METRICS:
+        raise _fail(name, f"unknown metric {metric!r} (known: {', '.join(METRICS)})")
+    if not isinstance(entry["description"], str) or not entry["description"].strip():
+        raise _fail(name, "description must be a non-empty string")
+    languages = _str_list(name, "languages", entry["languages"])
+    bad = [x for x in languages if not _LANG.match(x)]
+    if bad:
+        raise _fail(name, f"languages must be 2-letter codes, got {', '.join(bad)}")
+    train_language = entry.get("train_language", "en")
+    if fmt != "retrieval" and train_language not in languages:
+        raise _fail(name, f"train_language {train_language!r} is not in languages")
+    return fmt, role, metric, languages, train_language
+
+
+def check_task(name: str, entry) -> Task:
+    """One catalogue entry -> its Task; raises AdapterxlError naming the task and the key."""
+    fmt, role, metric, languages, train_language = _check_basics(name, entry)
+    labels, num_choices, score_range = _check_labels(name, fmt, entry)
+    suites = _check_suites(name, entry, role, languages)
+    hub_lang = _check_hub_lang(name, entry, languages)
+    fields = _check_fields(name, "fields", fmt, entry.get("fields") or {})
+    converter = entry.get("converter")
+    if converter is not None:
+        _check_converter(name, "converter", converter)
+    sources = _check_sources(name, entry, fmt, role, languages, hub_lang)
+    xtreme_files = _check_xtreme_files(name, entry.get("xtreme_files") or [], languages)
     hp = entry["hyperparameters"]
     if not isinstance(hp, dict):
         raise _fail(name, "hyperparameters must be a mapping")
@@ -346,11 +294,12 @@ def _check_task(name: str, entry) -> Task:
     if etd is not None and not isinstance(etd, str):
         raise _fail(name, "english_training_data must be a task name or null")
     return Task(name=name, description=entry["description"].strip(), format=fmt, role=role,
-                languages=languages, metric=metric, sources=out_sources,
-                hyperparameters=dict(hp), labels=labels, suites=out_suites,
+                languages=languages, metric=metric, sources=sources,
+                hyperparameters=dict(hp), labels=labels, suites=suites,
                 num_choices=num_choices, english_training_data=etd,
-                train_language=train_language, hub_lang=dict(hub_lang), fields=fields,
-                converter=converter, local_only=local_only, score_range=score_range)
+                train_language=train_language, hub_lang=hub_lang, fields=fields,
+                converter=converter, local_only=entry.get("local_only"),
+                score_range=score_range, xtreme_files=xtreme_files)
 
 
 def parse_catalog(entries) -> dict[str, Task]:
@@ -358,7 +307,7 @@ def parse_catalog(entries) -> dict[str, Task]:
     AdapterxlError naming the task and key at the first problem."""
     if not isinstance(entries, dict) or not entries:
         raise AdapterxlError(f"{CATALOG.name}: expected a mapping of task names to entries")
-    tasks = {str(name): _check_task(str(name), entry) for name, entry in entries.items()}
+    tasks = {str(name): check_task(str(name), entry) for name, entry in entries.items()}
     for task in tasks.values():
         etd = task.english_training_data
         if etd is not None and etd not in tasks:
@@ -374,148 +323,3 @@ def parse_catalog(entries) -> dict[str, Task]:
             raise AdapterxlError(f"{CATALOG.name}: suite {suite!r} must be exactly "
                                  f"{', '.join(names)} ({detail})")
     return tasks
-
-
-# Own tasks: catalogue files (same schema) named by $ADAPTERXL_CATALOG (several separated by
-# the path separator; `--catalog FILE` sets it), then tasks registered from Python. Both add
-# tasks or replace built-in ones of the same name, and are validated like the built-in file.
-CATALOG_ENV = "ADAPTERXL_CATALOG"
-_registered: dict[str, dict] = {}
-_generation = [0]  # bumped by register_task: part of the cache key
-
-
-def _read_catalog(path: Path, builtin: bool) -> dict:
-    try:
-        entries = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as e:
-        raise AdapterxlError(f"catalogue {path}: cannot read it ({e.strerror or e})") from e
-    except yaml.YAMLError as e:
-        raise AdapterxlError(f"{path.name if builtin else path} is not valid YAML "
-                             f"({' '.join(str(e).split())})") from e
-    if not isinstance(entries, dict) or not entries:
-        raise AdapterxlError(f"{path}: expected a mapping of task names to entries")
-    return entries
-
-
-def _checked(entries: dict, where: str) -> dict:
-    """Validate each entry alone first, so that an error names the file it came from."""
-    for name, entry in entries.items():
-        try:
-            _check_task(str(name), entry)
-        except AdapterxlError as e:
-            raise AdapterxlError(str(e).replace(f"{CATALOG.name}: ", f"{where}: ", 1)) from None
-    return entries
-
-
-def catalog() -> dict[str, Task]:
-    """Every task: the built-in catalogue, then $ADAPTERXL_CATALOG's files, then registered
-    tasks (later ones replace earlier ones of the same name)."""
-    return _catalog(os.environ.get(CATALOG_ENV, ""), _generation[0])
-
-
-@lru_cache(maxsize=8)
-def _catalog(files: str, generation: int) -> dict[str, Task]:
-    entries = dict(_read_catalog(CATALOG, builtin=True))
-    for name in filter(None, files.split(os.pathsep)):
-        path = Path(name).expanduser()
-        if not path.is_file():
-            raise AdapterxlError(f"catalogue {path} (${CATALOG_ENV} or --catalog) does not "
-                                 f"exist")
-        entries.update(_checked(_read_catalog(path, builtin=False), str(path)))
-    entries.update(_checked(_registered, "register_task"))
-    return parse_catalog(entries)
-
-
-def register_task(name: str, entry: dict) -> Task:
-    """Add (or replace) a task from Python, with a catalogue entry's keys (docs/FORMATS.md);
-    validated like the catalogue. Returns the task."""
-    _check_task(name, entry)
-    _registered[name] = dict(entry)
-    _generation[0] += 1
-    return get_task(name)
-
-
-def get_task(name: str) -> Task:
-    tasks = catalog()
-    if name not in tasks:
-        raise unknown("task", name, tasks)
-    return tasks[name]
-
-
-def suite_tasks(suite: str) -> list[Task]:
-    """The tasks of a benchmark suite in the benchmark's canonical order."""
-    if suite not in SUITES:
-        raise unknown("suite", suite, SUITES)
-    tasks = catalog()
-    return [tasks[name] for name in SUITE_TASKS[suite]]
-
-
-def list_tasks(role: str | None = None, suite: str | None = None) -> list[Task]:
-    """Tasks in catalogue order (suite order with `suite`), optionally of one role."""
-    if role is not None and role not in ROLES:
-        raise unknown("role", role, ROLES)
-    rows = suite_tasks(suite) if suite is not None else list(catalog().values())
-    return [t for t in rows if role is None or t.role == role]
-
-
-def source_summary(task: Task) -> str:
-    """The task's Hub datasets in one line ("facebook/anli + nyu-mll/glue + ..."), or
-    "local files only" for a task that is not on the Hub."""
-    if task.local_only:
-        return "local files only"
-    paths = []
-    for split in SPLITS:
-        entry = task.sources.get(split)
-        for spec in entry if isinstance(entry, list) else [entry] if entry else []:
-            if spec["path"] not in paths:
-                paths.append(spec["path"])
-    return " + ".join(paths)
-
-
-def describe_tasks(role: str | None = None, suite: str | None = None) -> list[dict]:
-    """One JSON-ready summary per task (for `adapterxl tasks`); with `suite` ("xtreme",
-    "xtreme-r") the benchmark's tasks with its language list for each; "intermediate" is
-    shorthand for role="intermediate"."""
-    if suite == "intermediate":
-        role, suite = "intermediate", None
-    return [{"name": t.name, "description": t.description, "format": t.format, "role": t.role,
-             "metric": t.metric,
-             "languages": list(t.suites[suite] if suite else t.languages),
-             "suites": {s: len(langs) for s, langs in t.suites.items()},
-             "english_training_data": t.english_training_data,
-             "train_language": t.train_language, "source": source_summary(t),
-             "local_only": t.local_only}
-            for t in (list_tasks(role) if suite is None else list_tasks(role, suite=suite))]
-
-
-def check_split(split: str) -> str:
-    if split not in SPLITS:
-        raise AdapterxlError(f"unknown split {split!r}; known: {', '.join(SPLITS)}")
-    return split
-
-
-def _train_datasets(task: Task) -> set[tuple]:
-    """(path, config, split) of every Hub source of the task's train split."""
-    spec = task.sources.get("train")
-    specs = spec if isinstance(spec, list) else [spec] if spec else []
-    return {(s["path"], s.get("name"), s["split"]) for s in specs}
-
-
-def guard_warning(intermediate: str, target: str) -> str | None:
-    """A sentence when the intermediate task's data is (or contains) the target's own English
-    training data, so that phase 2 and phase 3 see the same examples (MNLI -> XNLI,
-    SQuAD -> XQuAD / MLQA, ANLI+ (contains MNLI) -> XNLI, COPA -> XCOPA); else None."""
-    inter, tgt = get_task(intermediate), get_task(target)
-    etd = tgt.english_training_data
-    if etd is None:
-        return None
-    if inter.name == etd:
-        what = f"is the English training data of {tgt.name}"
-    else:
-        theirs = _train_datasets(get_task(etd)) | _train_datasets(tgt)
-        if not _train_datasets(inter) & theirs:
-            return None
-        what = f"contains {etd}, the English training data of {tgt.name}"
-    return (f"intermediate task {inter.name} {what}: phases 2 and 3 train on the same "
-            f"examples, so a gain over training on {tgt.name} alone is not intermediate-task "
-            f"transfer")

@@ -18,7 +18,7 @@ MAX_FUNCTION_LINES = 120
 # Floors, top to bottom. Within a floor, a unit may import the units listed after it (they
 # are lower), never those before it; the ground floor's units may import each other.
 FLOORS = [
-    ("cli", "__main__"),                                                 # 9 commands
+    ("__main__", "cli"),                                                 # 9 commands
     ("api", "quickstart", "experiments"),                                # 8 notebook, recipes
     ("training", "checkpoint", "planning"),                              # 7 loop, resume, cost
     ("evaluation",),                                                     # 6 zero-shot evaluation

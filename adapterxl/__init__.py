@@ -1,7 +1,11 @@
 """adapterxl: English intermediate-task modules for zero-shot cross-lingual transfer.
 
-The notebook API (`train`, `evaluate`, `predict`, `assemble`, `save_module`, `register_task`,
-`TrainConfig`) is imported on first use, so `import adapterxl` stays quick and quiet."""
+The public face: `train`, `evaluate`, `predict`, `assemble`, `save_module`, `register_task`
+(the notebook API), `TrainConfig`, `open_module`, `run_recipe`, `plan`, `AdapterxlError` and
+`__version__`. Each is imported on first use, so `import adapterxl` (and `adapterxl --help`)
+stays quick, quiet and torch-free. This file is outside the layers (docs/ARCHITECTURE.md): it
+may name anything, lazily."""
+import importlib as _importlib
 import logging as _logging
 
 __version__ = "0.1.0"
@@ -12,23 +16,30 @@ __version__ = "0.1.0"
 if _logging.getLogger("bitsandbytes").level == _logging.NOTSET:
     _logging.getLogger("bitsandbytes").setLevel(_logging.ERROR)
 
-__all__ = ["train", "evaluate", "predict", "assemble", "save_module", "register_task",
-           "TrainConfig", "AdapterxlError", "__version__"]
+# name -> the modules that define it, tried in order (the first that exists wins: `plan` moves
+# from plan.py to planning.py, so that the function and the module no longer share a name).
+_PUBLIC = {
+    "train": ("api",), "evaluate": ("api",), "predict": ("api",), "assemble": ("api",),
+    "save_module": ("api",), "register_task": ("api",),
+    "TrainConfig": ("settings",),
+    "open_module": ("modules.store",),
+    "run_recipe": ("experiments.runner",),
+    "plan": ("planning", "plan"),
+    "AdapterxlError": ("errors",),
+}
+
+__all__ = [*_PUBLIC, "__version__"]
 
 
 def __getattr__(name: str):
-    if name in ("train", "evaluate", "predict", "assemble", "save_module", "register_task"):
-        from . import api
-
-        return getattr(api, name)
-    if name == "TrainConfig":
-        from .train import TrainConfig
-
-        return TrainConfig
-    if name == "AdapterxlError":
-        from .errors import AdapterxlError
-
-        return AdapterxlError
+    for module in _PUBLIC.get(name, ()):
+        try:
+            found = _importlib.import_module(f"{__name__}.{module}")
+        except ModuleNotFoundError as e:
+            if e.name != f"{__name__}.{module}":
+                raise   # a missing dependency inside the module, not the module itself
+            continue
+        return getattr(found, name)
     raise AttributeError(f"module 'adapterxl' has no attribute {name!r}")
 
 

@@ -337,7 +337,7 @@ def _hub_dataset(task: str, split: str, lang: str) -> tuple[str, str | None, str
     """(Hub dataset id, its config, its split) that `task`'s `split` in `lang` is read from,
     as the catalogue resolves it (udpos German: google/xtreme, udpos.German); the task's own
     name and the language where the task is not on the Hub."""
-    from .data.hub import hub_spec
+    from .data.download import hub_spec
     from .tasks import get_task
 
     try:

@@ -32,7 +32,7 @@ from . import lock as locks
 from .settings import TrainConfig  # noqa: F401 - declared with its settings, used here
 from .backbone import Backbone, load_backbone
 from .errors import AdapterxlError
-from .evaluation import metrics
+from .scoring import metrics
 from .formats import Format, get_format, predict
 from .heads import head_config
 from . import memory
@@ -41,7 +41,7 @@ from .modules import (Fusion, assemble, common_lower, get_method, method_config,
 from .modules.store import check_output, verify
 from .data.mixture import TaskStream, task_probabilities
 from .data.preprocess import loader
-from .data.hub import provenance
+from .data.download import provenance
 from .data.sources import load_split, source_kind
 from .data.text import language_rows, language_task
 from .tasks import Task, get_task, guard_warning

@@ -1,5 +1,5 @@
 """Evaluation throughput: zero-shot classification (an XNLI-sized pass) and BUCC-sized
-retrieval (encoding + ratio-margin mining with adapterxl.evaluation.retrieval.bucc_mine).
+retrieval (encoding + ratio-margin mining with adapterxl.scoring.neighbours.bucc_mine).
 
 Random-weight backbone from a real shape (benchmarks/_common.py), a seq_bn module and a
 classification head; inputs are random token ids with XNLI-like lengths (log-normal, median
@@ -85,7 +85,7 @@ def retrieval(shape, size, batch, precision, max_length, mine_only, block_size) 
     import torch
 
     from adapterxl.data.preprocess import loader
-    from adapterxl.evaluation.retrieval import bucc_mine
+    from adapterxl.scoring.neighbours import bucc_mine
     from adapterxl.formats.retrieval import default_layer
 
     net, bb, device = _model(shape, precision)

@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from adapterxl.data.convert import convert, convert_corpus
-from adapterxl.data.hub import hub_spec, load_hub
+from adapterxl.data.download import hub_spec, load_hub
 from adapterxl.errors import AdapterxlError
 from adapterxl.tasks import (CATALOG, SUITES, catalog, describe_tasks, get_task, guard_warning,
                              list_tasks, parse_catalog, suite_tasks)
@@ -184,6 +184,14 @@ def test_guard_warning():
     (lambda e: e["xnli"].pop("suites"), "suite 'xtreme' must be exactly"),
     (lambda e: e["mnli"].update(fields={"text": ["premise"]}),
      "task 'mnli': fields.text needs 2 column"),
+    (lambda e: e["xnli"]["xtreme_files"][0].update(kind="parquet"),
+     "task 'xnli': xtreme_files.0.: unknown kind 'parquet'"),
+    (lambda e: e["xnli"]["xtreme_files"][0].update(files=["xnli/{xsplit}-{lang}.tsv"]),
+     "task 'xnli': xtreme_files.0.: unknown placeholder {xsplit}"),
+    (lambda e: e["mlqa"]["xtreme_files"][0].update(splits=["dev"]),
+     "task 'mlqa': xtreme_files.0..splits: unknown split 'dev'"),
+    (lambda e: e["udpos"]["xtreme_files"][0].update(languages=["xx"]),
+     "task 'udpos': xtreme_files.0..languages has xx, not in languages"),
 ])
 def test_a_bad_catalogue_is_refused_with_one_line(edit, message):
     bad = copy.deepcopy(entries())
@@ -191,6 +199,43 @@ def test_a_bad_catalogue_is_refused_with_one_line(edit, message):
     with pytest.raises(AdapterxlError, match=message.replace("{", r"\{").replace("}", r"\}")) as e:
         parse_catalog(bad)
     assert "\n" not in str(e.value)
+
+
+def test_the_vocabularies_agree_with_their_implementations(tmp_path):
+    """The catalogue names converters and reader kinds without importing data/ (the floor
+    above it); each name has its implementation there."""
+    from adapterxl.data.convert import CONVERTERS
+    from adapterxl.data.readers import read_local
+    from adapterxl.tasks import CONVERTER_NAMES, READER_KINDS
+
+    assert sorted(CONVERTERS) == sorted(CONVERTER_NAMES)
+    for kind in READER_KINDS:   # a missing file, never an unknown reader
+        with pytest.raises((OSError, AdapterxlError)) as e:
+            read_local(get_task("xnli"), kind, [tmp_path / "absent", tmp_path / "absent2"], "de")
+        assert "unknown reader" not in str(e.value)
+    with pytest.raises(AdapterxlError, match="unknown reader 'parquet'"):
+        read_local(get_task("xnli"), "parquet", [tmp_path / "absent"], "de")
+
+
+def test_xtreme_file_layout_is_catalogue_data():
+    """XTREME's download layout per task: {split} is XTREME's name for the split, {hub_lang}
+    the task's hub_lang entry; a candidate serves only its splits."""
+    assert get_task("mlqa").xtreme_files and not get_task("mewslix").xtreme_files
+    from adapterxl.tasks import xtreme_candidates
+
+    mlqa = get_task("mlqa")
+    assert xtreme_candidates(mlqa.xtreme_files, mlqa.hub_lang, "validation", "de") == [
+        ("squad_json", ["mlqa/MLQA_V1/dev/dev-context-de-question-de.json"], [])]
+    assert xtreme_candidates(mlqa.xtreme_files, mlqa.hub_lang, "train", "de") == []
+    tydiqa = get_task("tydiqa")
+    found = xtreme_candidates(tydiqa.xtreme_files, tydiqa.hub_lang, "test", "fi")
+    assert [paths for _, paths, _ in found] == [
+        ["tydiqa/tydiqa-goldp-v1.1-dev/tydiqa.goldp.fi.dev.json"],
+        ["tydiqa/tydiqa-goldp-v1.1-dev/tydiqa-goldp-dev-finnish.json"]]
+    bucc = get_task("bucc2018")
+    kind, required, optional = xtreme_candidates(bucc.xtreme_files, {}, "test", "fr")[0]
+    assert (kind, required, optional) == (
+        "bucc", ["bucc2018/fr-en.test.fr", "bucc2018/fr-en.test.en"], ["bucc2018/fr-en.test.gold"])
 
 
 # --- convert: records shaped like each Hub dataset's rows --------------------------------------

@@ -140,7 +140,7 @@ def test_unlabeled_dev_split_is_refused(tmp_path):
 
 
 def test_unexpected_errors_are_one_line_too(monkeypatch):
-    import adapterxl.tasks as tasks
+    import adapterxl.tasks.query as tasks
 
     def broken(role=None):
         raise RuntimeError("something deep broke\nsecond line")

@@ -13,7 +13,7 @@ import pytest
 from adapterxl.errors import AdapterxlError
 from adapterxl.experiments import grid, parse_recipe
 from adapterxl.experiments.cache import ModuleCache
-from adapterxl.experiments.store import Store
+from adapterxl.experiments.results import Store
 
 RECIPES = Path(__file__).resolve().parent.parent / "recipes"
 

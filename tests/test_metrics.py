@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from adapterxl.errors import AdapterxlError
-from adapterxl.evaluation.metrics import (
+from adapterxl.scoring.metrics import (
     METRICS, accuracy, bucc_f1, extract_chunks, map_at_k, mlqa,
     mlqa_normalize, pearson_spearman, primary, score, squad, squad_normalize,
     suite_score, tagging_f1, task_score, token_accuracy)
@@ -315,7 +315,7 @@ def test_map_at_k_hand_computed():
 
 
 def test_map_with_tied_scores():
-    from adapterxl.evaluation.retrieval import rank
+    from adapterxl.scoring.neighbours import rank
 
     # c0 and c2 tie (same embedding); ties go to the lower index, so the order is c1, c0, c2
     queries = np.array([[1.0, 0.0]])

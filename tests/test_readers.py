@@ -1,6 +1,7 @@
 """Local files in their original formats (SQuAD JSON, CoNLL-U, token/tag columns, XTREME's
 TSVs, BUCC, Tatoeba, retrieval JSONL) and the discovery of adapterxl's and XTREME's layouts.
-Tasks are stand-ins (SimpleNamespace), so these tests do not depend on the catalogue."""
+Tasks are stand-ins (SimpleNamespace) with the catalogue's XTREME file layout (`xtreme_files`,
+`hub_lang`) where the catalogue has the task, so the rest does not depend on the catalogue."""
 import csv
 import json
 import sys
@@ -14,6 +15,7 @@ from adapterxl.data.readers import (
     read_retrieval_jsonl, read_squad_json, read_tatoeba, read_tsv, read_text_lines,
 )
 from adapterxl.errors import AdapterxlError
+from adapterxl.tasks import catalog
 
 UPOS = ("ADJ", "ADP", "ADV", "AUX", "CCONJ", "DET", "INTJ", "NOUN", "NUM", "PART", "PRON",
         "PROPN", "PUNCT", "SCONJ", "SYM", "VERB", "X")
@@ -22,8 +24,11 @@ NLI = ("entailment", "neutral", "contradiction")
 
 
 def task(name, fmt, labels=None, languages=("en", "de"), train_language="en", **extra):
+    known = catalog().get(name)
+    layout = {"xtreme_files": known.xtreme_files, "hub_lang": known.hub_lang} if known else {}
     return SimpleNamespace(name=name, format=fmt, labels=tuple(labels) if labels else None,
-                           languages=tuple(languages), train_language=train_language, **extra)
+                           languages=tuple(languages), train_language=train_language,
+                           **layout, **extra)
 
 
 XNLI = task("xnli", "pair_classification", NLI, ("en", "de", "zh", "ar"))

@@ -349,7 +349,7 @@ def test_bucc_real_sample_mining_f1_equals_xtreme_procedure():
 
     import torch
 
-    from adapterxl.evaluation import metrics, retrieval
+    from adapterxl.scoring import metrics, neighbours as retrieval
     from adapterxl.formats.retrieval import _pairs, mined_pairs
 
     zh_row = {d: i for i, (d, _) in enumerate(zh)}

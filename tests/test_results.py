@@ -6,7 +6,8 @@ import json
 import numpy as np
 import pytest
 
-from adapterxl.evaluation import bootstrap, evaluate, metrics
+from adapterxl.evaluation import evaluate
+from adapterxl.scoring import bootstrap, metrics
 from adapterxl.formats import get_format
 
 
@@ -60,7 +61,7 @@ def test_bootstrap_units_reproduce_the_metrics():
 
 
 def test_provenance_says_unpinned_when_the_commit_cannot_be_known():
-    from adapterxl.data.hub import is_commit, provenance
+    from adapterxl.data.download import is_commit, provenance
     from adapterxl.tasks import get_task
 
     [src] = provenance(get_task("udpos"), "test", "de")

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import torch
 
-from adapterxl.evaluation import retrieval as R
-from adapterxl.evaluation.retrieval import (apply_threshold, bucc_mine, knn, nearest,
+from adapterxl.scoring import neighbours as R
+from adapterxl.scoring.neighbours import (apply_threshold, bucc_mine, knn, nearest,
                                             normalize, rank, tune_threshold)
 
 

@@ -1,16 +1,30 @@
-"""The bundled synthetic samples of every task format (data/synthetic_tasks.py): they are
+"""The bundled synthetic samples of every task format (resources/make_samples.py): they are
 what the generator writes, QA offsets are exact, labels are balanced and in their sets,
 retrieval gold ids exist, the bundled tokenizer covers them, and each format's label is
 learnable from token ids by a cheap baseline (no training code involved)."""
+import importlib.util
 import json
 from collections import Counter, defaultdict
 from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from adapterxl.data import synthetic_tasks as st
+import adapterxl
 
+
+def _script(name: str):
+    """A build tool beside the bundled samples, loaded by path (the runtime package does not
+    import them)."""
+    path = Path(adapterxl.__file__).parent / "resources" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+st = _script("make_samples")
 SAMPLES = st.default_samples_dir()
 TOKENIZER = SAMPLES.parent / "tokenizer" / "tiny-multilingual.json"
 
@@ -192,12 +206,7 @@ def test_retrieval_gold_ids_exist(task):
 # ---------------------------------------------------------------------------
 
 def _all_texts():
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("make_tokenizer",
-                                                  SAMPLES.parent / "make_tokenizer.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = _script("make_tokenizer")
     texts = []
     for rel, text in generated().items():
         if rel.endswith(".txt"):

@@ -1,6 +1,6 @@
 """One dataset record -> the canonical row of its task's format (docs/FORMATS.md).
 
-Every source goes through here: Hugging Face datasets (data/hub.py), local files and the
+Every source goes through here: Hugging Face datasets (data/download.py), local files and the
 bundled samples. A record may use the dataset's own columns (mapped by the task's `fields`, or
 read by a named converter for odd schemas) or the canonical keys themselves, so samples written
 with canonical keys and Hub rows share one path.
@@ -14,12 +14,10 @@ from __future__ import annotations
 
 import math
 import numbers
-from typing import TYPE_CHECKING, Iterable
+from typing import Iterable
 
 from ..errors import AdapterxlError
-
-if TYPE_CHECKING:
-    from ..tasks import Task
+from ..tasks import FIELD_KEYS, TARGET_KEYS, TEXT_COLUMNS, Task
 
 _MISSING = object()
 
@@ -244,6 +242,7 @@ def _copa(record: dict, where: str) -> dict:
             "label": record.get("label")}
 
 
+# One per name in tasks.CONVERTER_NAMES (the catalogue's vocabulary; a test checks they agree).
 CONVERTERS = {"hellaswag": _hellaswag, "cosmosqa": _cosmosqa, "commonsenseqa": _commonsenseqa,
               "siqa": _siqa, "copa": _copa}
 
@@ -258,8 +257,6 @@ def _columns(fields: dict, key: str) -> list[str] | None:
 
 
 def _expected(fmt: str, fields: dict) -> list[str]:
-    from ..tasks import FIELD_KEYS
-
     out = []
     for key in FIELD_KEYS[fmt]:
         out += _columns(fields, key) or [key]
@@ -269,8 +266,6 @@ def _expected(fmt: str, fields: dict) -> list[str]:
 def _pick(record: dict, key: str, fields: dict, fmt: str, where: str):
     """The value for canonical `key`: from the mapped column(s) when the record has them, else
     from the canonical key itself; a missing target key is _MISSING (unlabeled)."""
-    from ..tasks import TARGET_KEYS
-
     cols = _columns(fields, key)
     if cols and all(c in record for c in cols):
         values = [record[c] for c in cols]
@@ -285,8 +280,6 @@ def _pick(record: dict, key: str, fields: dict, fmt: str, where: str):
 
 
 def _is_canonical(fmt: str, record: dict) -> bool:
-    from ..tasks import FIELD_KEYS, TARGET_KEYS
-
     return all(k in record for k in FIELD_KEYS[fmt] if k not in TARGET_KEYS)
 
 
@@ -329,9 +322,7 @@ def _convert(task: "Task", record: dict, where: str, spec: dict | None = None) -
     if converter is not None and not _is_canonical(fmt, record):
         raw = CONVERTERS[converter](record, where)
     else:
-        from ..tasks import FIELD_KEYS
-
-        raw = {k: _pick(record, k, fields, fmt, where) for k in FIELD_KEYS[fmt]}
+            raw = {k: _pick(record, k, fields, fmt, where) for k in FIELD_KEYS[fmt]}
     target = {k: (None if v is _MISSING else v) for k, v in raw.items()}
 
     if fmt in ("classification", "pair_classification", "regression"):
@@ -375,8 +366,6 @@ def _convert(task: "Task", record: dict, where: str, spec: dict | None = None) -
 
 
 def _texts(task: "Task", value, where: str) -> tuple[str, ...]:
-    from ..tasks import TEXT_COLUMNS
-
     n = TEXT_COLUMNS[task.format]
     if isinstance(value, str):
         value = [value]

@@ -18,7 +18,8 @@ Discovery (``local_files``, ``load_local``, ``local_languages``) understands two
     language or a single-language task), split ``train``, ``validation`` (also ``dev``,
     ``val``) or ``test``;
 (b) what XTREME's ``scripts/download_data.sh`` leaves in ``download/``; ``root`` may be that
-    folder or the task's folder inside it (see ``_xtreme_candidates`` for the file names).
+    folder or the task's folder inside it (the file names are each task's `xtreme_files`
+    in tasks/catalog.yaml).
 
 Errors are one-line ``AdapterxlError``s naming ``file:line`` (or the question id for JSON).
 """
@@ -30,9 +31,9 @@ import re
 from pathlib import Path
 
 from ..errors import AdapterxlError
+from ..tasks import SPLITS, xtreme_candidates
 from . import validate
 
-SPLITS = ("train", "validation", "test")
 SPLIT_ALIASES = {"train": ("train",), "validation": ("validation", "dev", "val"),
                  "test": ("test",)}
 
@@ -61,20 +62,6 @@ _KNOWN_COLUMNS = {"text", "label", "labels", "premise", "hypothesis", "sentence"
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]*")
 _LANG_PREFIX = re.compile(r"([a-z]{2,3}):(.+)")
 _CONLLU_ID = re.compile(r"\d+([-.]\d+)?")
-
-# TyDiQA-GoldP's dev files before XTREME renames them: tydiqa-goldp-dev-<name>.json.
-TYDIQA_NAMES = {"ar": "arabic", "bn": "bengali", "en": "english", "fi": "finnish",
-                "id": "indonesian", "ko": "korean", "ru": "russian", "sw": "swahili",
-                "te": "telugu"}
-# LASER's Tatoeba files are named with ISO 639-3 codes: tatoeba.deu-eng.deu / .eng.
-TATOEBA_CODES = {
-    "af": "afr", "ar": "ara", "az": "aze", "bg": "bul", "bn": "ben", "de": "deu", "el": "ell",
-    "en": "eng", "es": "spa", "et": "est", "eu": "eus", "fa": "pes", "fi": "fin", "fr": "fra",
-    "he": "heb", "hi": "hin", "hu": "hun", "id": "ind", "it": "ita", "ja": "jpn", "jv": "jav",
-    "ka": "kat", "kk": "kaz", "ko": "kor", "lt": "lit", "ml": "mal", "mr": "mar", "nl": "nld",
-    "pl": "pol", "pt": "por", "ro": "ron", "ru": "rus", "sw": "swh", "ta": "tam", "te": "tel",
-    "th": "tha", "tl": "tgl", "tr": "tur", "uk": "ukr", "ur": "urd", "vi": "vie", "zh": "cmn",
-}
 
 
 # --------------------------------------------------------------------------- helpers
@@ -798,80 +785,10 @@ def _simple_candidates(task, split: str, lang: str):
 
 def _xtreme_candidates(task, split: str, lang: str):
     """What XTREME's download script writes, as (reader kind, required paths, optional paths)
-    relative to ``download/`` (the first component is the task's folder).
-
-    xnli, pawsx    {train,dev,test}-<lang>.tsv, headerless: first, second, label (test: no
-                   label column); train only train-en.tsv (MNLI for xnli, PAWS for pawsx)
-    udpos, panx    {train,dev,test}-<lang>.tsv: token<TAB>tag per line, blank line between
-                   sentences; test files hold tokens only
-    squad          squad/train-v1.1.json, squad/dev-v1.1.json
-    xquad          xquad/xquad.<lang>.json (test; answers stripped)
-    mlqa           mlqa/MLQA_V1/{dev,test}/{dev,test}-context-<lang>-question-<lang>.json
-    tydiqa         tydiqa/tydiqa-goldp-v1.1-train/tydiqa.goldp.<lang>.train.json (train),
-                   tydiqa/tydiqa-goldp-v1.1-dev/tydiqa.goldp.<lang>.dev.json (XTREME's test set;
-                   answers stripped)
-    bucc2018       bucc2018/<lang>-en.{dev,test}.{<lang>,en} (id<TAB>sentence),
-                   bucc2018/<lang>-en.dev.gold (the test gold is deleted)
-    tatoeba        tatoeba/<lang>-en.<lang>, tatoeba/<lang>-en.en (the English side is sorted, so
-                   the gold alignment is hidden)
-    xcopa          xcopa/{train,val,test}.<lang>.jsonl (COPA / XCOPA records)
-    siqa           siqa/socialIQa_v1.4_{trn,dev,tst}.jsonl
-    """
-    name = getattr(task, "name", "")
-    fmt = getattr(task, "format", None)
-    xsplit = {"train": "train", "validation": "dev", "test": "test"}[split]
-    out = []
-
-    def add(kind, required, optional=()):
-        out.append((kind, list(required), list(optional)))
-
-    if name in ("xnli", "pawsx", "mnli", "paws"):
-        folder = "xnli" if name in ("xnli", "mnli") else "pawsx"
-        if name in ("xnli", "pawsx") or (split == "train" and lang == "en"):
-            add("tsv_headerless", [f"{folder}/{xsplit}-{lang}.tsv"])
-    elif name in ("udpos", "panx"):
-        add("conll", [f"{name}/{xsplit}-{lang}.tsv"])
-    elif name in ("squad", "squad_v2"):
-        version = "v1.1" if name == "squad" else "v2.0"
-        folders = ("squad",) if name == "squad" else ("squad", "squad_v2")
-        if split != "test" and lang == "en":
-            for folder in folders:
-                add("squad_json", [f"{folder}/{xsplit}-{version}.json"])
-    elif name == "xquad" and split == "test":
-        add("squad_json", [f"xquad/xquad.{lang}.json"])
-    elif name == "mlqa" and split != "train":
-        add("squad_json", [f"mlqa/MLQA_V1/{xsplit}/{xsplit}-context-{lang}-question-{lang}.json"])
-    elif name == "tydiqa":
-        if split == "train":
-            base = "tydiqa/tydiqa-goldp-v1.1-train"
-            add("squad_json", [f"{base}/tydiqa.goldp.{lang}.train.json"])
-            add("squad_json", [f"{base}/tydiqa.{lang}.train.json"])
-        else:
-            base = "tydiqa/tydiqa-goldp-v1.1-dev"
-            add("squad_json", [f"{base}/tydiqa.goldp.{lang}.dev.json"])
-            if lang in TYDIQA_NAMES:
-                add("squad_json", [f"{base}/tydiqa-goldp-dev-{TYDIQA_NAMES[lang]}.json"])
-    elif name == "bucc2018" and split != "train":
-        for required, gold in _bucc_candidates(lang, split):
-            add("bucc", [f"bucc2018/{p}" for p in required], [f"bucc2018/{gold}"])
-    elif name == "tatoeba" and split == "test":
-        add("tatoeba_hidden", [f"tatoeba/{lang}-en.{lang}", f"tatoeba/{lang}-en.en"])
-        if lang in TATOEBA_CODES:
-            code = TATOEBA_CODES[lang]
-            add("tatoeba_aligned", [f"tatoeba/tatoeba.{code}-eng.{code}",
-                                    f"tatoeba/tatoeba.{code}-eng.eng"])
-        add("tatoeba_aligned", [f"tatoeba/tatoeba.{lang}-eng.{lang}",
-                                f"tatoeba/tatoeba.{lang}-eng.eng"])
-    elif name in ("xcopa", "copa") and (name == "xcopa" or lang == "en"):
-        vsplit = "val" if split == "validation" else split
-        add("jsonl", [f"xcopa/{vsplit}.{lang}.jsonl"])
-        add("jsonl", [f"xcopa/{vsplit}-{lang}.jsonl"])
-    elif name == "siqa" and lang == "en":
-        short = {"train": "trn", "dev": "dev", "test": "tst"}[xsplit]
-        add("jsonl", [f"siqa/socialIQa_v1.4_{short}.jsonl"])
-    if fmt == "retrieval":
-        out = [c for c in out if c[0] in ("bucc", "tatoeba_hidden", "tatoeba_aligned")]
-    return out
+    relative to ``download/`` (the first component is the task's folder): the task's
+    `xtreme_files` in the catalogue (tasks/catalog.yaml)."""
+    return xtreme_candidates(getattr(task, "xtreme_files", ()) or (),
+                             getattr(task, "hub_lang", None) or {}, split, lang)
 
 
 def _xtreme_bases(root: Path, rel: str):

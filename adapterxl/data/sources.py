@@ -1,4 +1,4 @@
-"""Where examples come from: the Hugging Face Hub (data/hub.py), local files in their original
+"""Where examples come from: the Hugging Face Hub (data/download.py), local files in their original
 formats or the XTREME download layout (data/readers.py), or the bundled synthetic samples.
 Every source yields canonical rows (docs/FORMATS.md); retrieval tasks yield one corpus."""
 from __future__ import annotations
@@ -48,7 +48,7 @@ def load_split(task: Task, split: str, lang: str | None = None, data: str = "hf"
                max_examples: int | None = None):
     """Rows of one split in one language (default: the task's training language), or the
     corpus of a retrieval task."""
-    from .hub import load_hub
+    from .download import load_hub
     from .readers import load_local
 
     check_split(split)

@@ -103,14 +103,14 @@ def evaluate(task: str, module: str, languages="all", data: str | None = None, d
     import datetime
 
     from ..train import versions
-    from . import bootstrap as boot
+    from ..scoring import bootstrap as boot
     from ..backbone import load_backbone
     from ..data.sources import available_languages, load_split
     from ..formats import get_format, predict
     from ..formats.retrieval import default_layer
     from ..modules import load_for_inference, open_module
     from ..tasks import check_split, get_task
-    from . import metrics
+    from ..scoring import metrics
 
     task_ = get_task(task)
     fmt = get_format(task_.format)
@@ -226,7 +226,7 @@ def evaluate(task: str, module: str, languages="all", data: str | None = None, d
 
 def _sources(task, split: str, lang: str, data: str, data_dir) -> dict:
     """Where one language's examples came from, for results files."""
-    from ..data.hub import provenance
+    from ..data.download import provenance
     from ..data.sources import source_kind
 
     kind = source_kind(data, data_dir)
@@ -247,7 +247,7 @@ def evaluate_suite(suite: str, modules: dict[str, str], data: str | None = None,
     "retrieval" is the module whose representations BUCC / Tatoeba / LAReQA / Mewsli-X read
     when no module is named for them. Tasks without a module are reported as missing."""
     from ..tasks import SUITES, suite_tasks
-    from .metrics import suite_score
+    from ..scoring.metrics import suite_score
 
     if suite not in SUITES:
         from ..errors import unknown
@@ -284,7 +284,7 @@ def _cell(metric: str, values: dict | None) -> str:
         return "-"
     if metric in QA_METRICS:
         return f"{100 * values['f1']:.1f}/{100 * values['exact_match']:.1f}"
-    from .metrics import primary
+    from ..scoring.metrics import primary
 
     return f"{100 * primary(metric, values):.1f}"
 

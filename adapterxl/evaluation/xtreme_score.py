@@ -3,8 +3,8 @@
 Both folders hold ``<task>/test-<lang>.<ext>`` (``json`` for QA and Mewsli-X, ``jsonl`` for
 XCOPA in XTREME-R, ``tsv`` otherwise). A task is scored when both folders have its folder;
 then every language of the suite must have both files. Each file is read as ``evaluate.py``
-reads it and scored with the metrics of ``metrics.py`` (which match its definitions); values
-are percentages, averaged over languages; a task's score is its F1 or accuracy, QA
+reads it and scored with the metrics of ``scoring/metrics.py`` (which match its definitions);
+values are percentages, averaged over languages; a task's score is its F1 or accuracy, QA
 (EM + F1) / 2; a group's and the suite's score are given only when all their tasks are
 scored.
 """
@@ -14,7 +14,7 @@ import json
 from pathlib import Path
 
 from ..errors import AdapterxlError
-from . import metrics
+from ..scoring import metrics
 
 # The tasks and languages of evaluate.py's XTREME_TASK2LANGS / XTREME_R_TASK2LANGS.
 _UDPOS = ("af ar bg de el en es et eu fa fi fr he hi hu id it ja kk ko mr nl pt ru ta te th tl "

@@ -65,7 +65,7 @@ def weight_cosine(a: dict, b: dict) -> float | None:
 def spearman(x, y) -> float | None:
     """Spearman's rho (ties share their mean rank); None with fewer than 3 pairs or a constant
     input."""
-    from ..evaluation.metrics import pearson_spearman
+    from ..scoring.metrics import pearson_spearman
 
     if len(x) < 3:
         return None

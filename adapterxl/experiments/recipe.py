@@ -21,10 +21,10 @@ from .. import safe_yaml
 from ..configs import PRECISIONS, QUANTIZE
 from ..errors import AdapterxlError
 from ..settings import EVALUATE
+from ..tasks import EVALUATION_SPLITS as SPLITS  # held-out splits, test first
 
 COMPOSITIONS = ("none", "stack", "fuse", "init_from")
 DATA_SOURCES = ("hf", "samples")
-SPLITS = ("test", "validation")
 
 
 

@@ -100,7 +100,7 @@ def _pm(mean: float, std: float | None, sign: bool = False) -> str:
 
 def _language_value(task: str, values: dict[str, float]) -> float:
     """A task's number for one language from its metric values (QA: (EM+F1)/2)."""
-    from ..evaluation.metrics import task_score
+    from ..scoring.metrics import task_score
     from ..tasks import get_task
 
     try:
@@ -173,7 +173,7 @@ def gains(store: dict) -> tuple[list[dict], list[str]]:
 def suite_scores(store: dict) -> tuple[list[dict], list[str]]:
     """XTREME / XTREME-R scores (suite_score of the tasks' mean scores over seeds) for each
     (backbone, method, intermediate, composition) that has every task of the suite."""
-    from ..evaluation.metrics import suite_score
+    from ..scoring.metrics import suite_score
     from ..tasks import suite_tasks
 
     scores: dict = defaultdict(lambda: defaultdict(list))
@@ -505,6 +505,48 @@ def _export(out: Path, md: list[str], export, payload: dict) -> list[str]:
 EXPORTS = ("csv", "json")
 
 
+def _header(info: dict, cells: list[dict], run_dir) -> list[str]:
+    """The report's title, the run's provenance and cell counts, and how to read the scores."""
+    md = ["# Experiment report", "",
+          f"- run: `{Path(run_dir).resolve()}`",
+          f"- recipe hash: `{info.get('recipe_hash', '?')}`, git commit: "
+          f"`{info.get('git_commit', '?')}`, created: {_date(info.get('created'))}"]
+    status: dict = defaultdict(int)
+    for c in cells:
+        status[c["status"]] += 1
+    md.append("- cells: " + (", ".join(f"{n} {s}" for s, n in sorted(status.items())) or "none"))
+    if info.get("versions"):
+        try:
+            versions = json.loads(info["versions"])
+            md.append("- versions: " + ", ".join(f"{k} {v}" for k, v in sorted(versions.items())))
+        except (ValueError, AttributeError):
+            md.append(f"- versions: {info['versions']}")
+    return md + ["", "Scores are x100 (QA: (EM+F1)/2), means over seeds; ± is the sample "
+                     "standard deviation over seeds. A gain is score − the no-intermediate "
+                     "baseline's score (same backbone, method, target; the same seed when the "
+                     "baseline has it).", ""]
+
+
+def _gain_section(gain_rows: list[dict], out: Path, fig_dir: Path, figures: list) -> list[str]:
+    """The gains table and one heatmap per (backbone, method); appends the figures drawn."""
+    md = ["## Gains over the no-intermediate baseline", ""]
+    if not gain_rows:
+        return md + ["No gains: no intermediate cell has a finished baseline to compare with.", ""]
+    md += _table(["backbone", "method", "target", "intermediate", "gain", "score",
+                  "baseline", "seeds"],
+                 [[g["backbone"], g["method"], g["target"],
+                   _label(g["intermediate"], g["composition"]),
+                   _pm(g["gain"], g["gain_std"], sign=True), _pm(g["score"], g["score_std"]),
+                   _pts(g["baseline"]), ",".join(map(str, g["seeds"]))] for g in gain_rows])
+    md.append("")
+    for backbone, method in sorted({(g["backbone"], g["method"]) for g in gain_rows}):
+        name = f"gain-heatmap-{_slug(backbone, method)}.png"
+        figures.append(plot_gain_heatmap(gain_rows, backbone, method, fig_dir / name))
+        md += [f"![gain heatmap {backbone} {method}]"
+               f"({Path(figures[-1]).relative_to(out).as_posix()})", ""]
+    return md
+
+
 def build_report(run_dir, output=None, target: str | None = None, export=()) -> dict:
     """Write `<output>/report.md` (default `<run_dir>/report/`) and its PNG figures; return
     {"report", "figures", "tables", "gains", "suites", "order_effects", "notes", "exported"}.
@@ -532,24 +574,8 @@ def build_report(run_dir, output=None, target: str | None = None, export=()) -> 
     if not any(c["intermediate"] == BASELINE for c in done):
         notes.append("no baseline cell (intermediate 'none') finished: no gains, no heatmap")
 
-    md = ["# Experiment report", ""]
     info = store["run"]
-    md += [f"- run: `{Path(run_dir).resolve()}`",
-           f"- recipe hash: `{info.get('recipe_hash', '?')}`, git commit: "
-           f"`{info.get('git_commit', '?')}`, created: {_date(info.get('created'))}"]
-    status: dict = defaultdict(int)
-    for c in cells:
-        status[c["status"]] += 1
-    md.append("- cells: " + (", ".join(f"{n} {s}" for s, n in sorted(status.items())) or "none"))
-    if info.get("versions"):
-        try:
-            versions = json.loads(info["versions"])
-            md.append("- versions: " + ", ".join(f"{k} {v}" for k, v in sorted(versions.items())))
-        except (ValueError, AttributeError):
-            md.append(f"- versions: {info['versions']}")
-    md += ["", "Scores are x100 (QA: (EM+F1)/2), means over seeds; ± is the sample standard "
-               "deviation over seeds. A gain is score − the no-intermediate baseline's score "
-               "(same backbone, method, target; the same seed when the baseline has it).", ""]
+    md = _header(info, cells, run_dir)
 
     md += ["## Scores per target task and language", ""]
     if not tables:
@@ -557,22 +583,7 @@ def build_report(run_dir, output=None, target: str | None = None, export=()) -> 
     for name, table in tables.items():
         md += [f"### {name}", "", table, ""]
 
-    md += ["## Gains over the no-intermediate baseline", ""]
-    if gain_rows:
-        md += _table(["backbone", "method", "target", "intermediate", "gain", "score",
-                      "baseline", "seeds"],
-                     [[g["backbone"], g["method"], g["target"],
-                       _label(g["intermediate"], g["composition"]),
-                       _pm(g["gain"], g["gain_std"], sign=True), _pm(g["score"], g["score_std"]),
-                       _pts(g["baseline"]), ",".join(map(str, g["seeds"]))] for g in gain_rows])
-        md.append("")
-        for backbone, method in sorted({(g["backbone"], g["method"]) for g in gain_rows}):
-            name = f"gain-heatmap-{_slug(backbone, method)}.png"
-            figures.append(plot_gain_heatmap(gain_rows, backbone, method, fig_dir / name))
-            md += [f"![gain heatmap {backbone} {method}]"
-                   f"({Path(figures[-1]).relative_to(out).as_posix()})", ""]
-    else:
-        md += ["No gains: no intermediate cell has a finished baseline to compare with.", ""]
+    md += _gain_section(gain_rows, out, fig_dir, figures)
 
     md += ["## XTREME / XTREME-R", ""]
     if suites:

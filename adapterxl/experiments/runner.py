@@ -24,7 +24,7 @@ from ..train import TrainConfig, train_module
 from . import grid as grid_
 from .cache import ModuleCache
 from .recipe import Recipe, load_recipe
-from .store import Store, dumps
+from .results import Store, dumps
 
 _UNITS = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "gpu-h": 3600, "gpu-hours": 3600,
           "gpuh": 3600, "d": 86400}

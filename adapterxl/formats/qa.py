@@ -9,7 +9,7 @@ import json
 
 import numpy as np
 
-from ..evaluation import metrics
+from ..scoring import metrics
 from . import Format
 
 N_BEST = 20

@@ -12,7 +12,7 @@ import json
 
 import torch
 
-from ..evaluation import metrics, retrieval
+from ..scoring import metrics, neighbours as retrieval
 from . import Format
 
 

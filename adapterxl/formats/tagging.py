@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..evaluation import metrics
+from ..scoring import metrics
 from ..heads import IGNORE
 from . import Format
 

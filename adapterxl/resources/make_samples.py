@@ -13,7 +13,7 @@ local context (a marker before an answer, a word's neighbours) backs it up for r
   question rephrases the first with another template ("What is the reason ...", "Can
   someone tell me why ..."); a non-paraphrase swaps the subject or the object for another
   word of the lexicon, a non-duplicate does that or asks with another wh-word.
-* NLI (anli_plus): :mod:`adapterxl.data.synthetic` with its own seeds (hedge = neutral,
+* NLI (anli_plus): ``make_nli_samples.py`` with its own seeds (hedge = neutral,
   negation = contradiction).
 * regression (stsb, stsb_multi: 0-5; sickr: 1-5): the first sentence is drawn from one half
   of the lexicon ("world A"); the second keeps k of its n content words and replaces the
@@ -41,10 +41,13 @@ local context (a marker before an answer, a word's neighbours) backs it up for r
 * text/<lang>.txt: raw scene sentences for language modules (MLM).
 
 Pure Python, driven by ``random.Random`` with fixed seeds; importing has no side effects.
-``python -m adapterxl.data.synthetic_tasks [ROOT]`` regenerates everything (``write_all``).
+``python adapterxl/resources/make_samples.py [ROOT]`` regenerates everything (``write_all``).
+A build tool of the bundled samples, like ``make_tokenizer.py`` beside it: nothing in the
+adapterxl package imports it.
 """
 from __future__ import annotations
 
+import importlib.util
 import json
 import random
 import sys
@@ -52,7 +55,17 @@ import zlib
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
-from . import synthetic as nli
+
+def _sibling(name: str):
+    """Load ``<name>.py`` from this folder by path: the build tools are scripts, not a package
+    (so that they stay out of the runtime package's imports)."""
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name(f"{name}.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+nli = _sibling("make_nli_samples")
 
 __all__ = [
     "TASKS",

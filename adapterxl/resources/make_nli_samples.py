@@ -18,8 +18,9 @@ per-language word lists, with optional adjectives, a place and a time phrase, so
 lengths are spread.  Everything is pure Python and driven by ``random.Random(seed)``;
 importing the module has no side effects.
 
-Run ``python -m adapterxl.data.synthetic`` (or this file directly) to regenerate the
-bundled samples.
+A build tool of the bundled samples, not part of the runtime package (nothing in adapterxl
+imports it). Run ``python adapterxl/resources/make_nli_samples.py`` to regenerate the NLI
+sample files; ``make_samples.py`` (next to it) writes every task's.
 """
 from __future__ import annotations
 
@@ -686,7 +687,7 @@ def write_samples(root: Path) -> List[Path]:
 
 
 def default_samples_dir() -> Path:
-    return Path(__file__).resolve().parent.parent / "resources" / "samples"
+    return Path(__file__).resolve().parent / "samples"
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -176,7 +176,7 @@ class TrainConfig:
         complete="tasks", manifest=False, recipe=False,
         why_not="the grid's intermediates and targets",
         help="Task name (see `adapterxl tasks`); a comma list trains one shared module with a "
-             "head per task (multi-task); train-language: mlm.")
+             "head per task (multi-task).")
     output: str = setting(
         dataclasses.MISSING, str, checked=False, short="-o", keyed=False, compared=False,
         manifest=False, recipe=False, why_not="the module cache chooses the folder",

@@ -170,7 +170,15 @@ class TrainConfig:
     applies to), a key of a recipe's train sections (or `why_not` says why not: the grid,
     the backbone or the runner sets it), part of the module cache key, compared on resume,
     and recorded in the manifest. A config is checked when made. `table()` lists them all
-    (docs/EXPERIMENTS.md shows it)."""
+    (docs/EXPERIMENTS.md shows it).
+
+    Main fields: `task` (a catalogue task, a comma list for multi-task, or "mlm"), `output`
+    (the module folder), `model` (backbone: Hub id, path or builtin:NAME), `method` (how the
+    module is built, `adapterxl methods`) and `method_config`, `stack` / `init_from` / `fuse` /
+    `lang_module` (composition with existing modules), `data` / `data_dir` / `dataset` (where
+    the examples come from), `precision` and `quantize`, `lr` / `epochs` / `max_steps` /
+    `batch_size` / `max_length` (None: the method's and the task's defaults), `seed`,
+    `resume`, and tracking (`report_to`, ...). Each field's help says more."""
     task: str = setting(
         dataclasses.MISSING, str, checked=False, only="task", required=True,
         complete="tasks", manifest=False, recipe=False,

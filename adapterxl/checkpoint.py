@@ -22,14 +22,15 @@ import torch
 
 from . import _io
 from .errors import AdapterxlError
+from .settings import names
 
 FILE = "checkpoint.pt"
 INFO = "checkpoint.json"
 FORMAT_VERSION = 2  # 2: the data position is one micro-batch count (multi-task streams)
-# Fields that do not change what training computes, so a resumed run may differ in them.
-# `output` is implied by where the checkpoint was found (and may be spelled differently).
-NOT_COMPARED = ("output", "resume", "checkpoint_every", "overwrite", "allow_pickle",
-                "report_to", "logging_steps", "tracking_dir", "tracking_project")
+# Fields that do not change what training computes, so a resumed run may differ in them
+# (declared on TrainConfig: `compared=False`). `output` is implied by where the checkpoint was
+# found (and may be spelled differently).
+NOT_COMPARED = names(compared=False)
 
 
 def directory(output) -> Path:

@@ -1,16 +1,20 @@
-"""One declaration per training setting: its type, allowed range and help text.
+"""One declaration per training setting: its type, allowed range, help text, and where it can
+be set and what it takes part in.
 
-`TrainConfig`'s fields carry a `Setting` in their metadata; the train-* commands' flags and
-the recipe checks are derived from it, so a value is refused the same way wherever it comes
-from, before anything loads. "Not given" is always None (never 0): a default is chosen later,
-by the task or the method, and only for None.
+Every `TrainConfig` field carries a `Setting` in its metadata; from it derive the train-*
+commands' flags (`adapterxl.cli`), the keys of a recipe's train sections
+(`experiments.recipe.TRAIN_KEYS`), the module cache key (`experiments.grid.KEYED_SETTINGS`),
+the settings a resumed run must agree with (`checkpoint.NOT_COMPARED`) and the manifest's
+hyperparameters (`hyperparameters`). A value is refused the same way wherever it comes from,
+before anything loads. "Not given" is always None (never 0): a default is chosen later, by
+the task or the method, and only for None.
 """
 from __future__ import annotations
 
 import dataclasses
 import math
-from dataclasses import dataclass, field
-from typing import Literal
+from dataclasses import dataclass
+from typing import Literal, get_args
 
 from .errors import AdapterxlError
 
@@ -18,28 +22,57 @@ Method = Literal["seq_bn", "double_seq_bn", "par_bn", "compacter", "prefix", "lo
                  "ia3", "seq_bn_inv"]
 Precision = Literal["fp32", "bf16", "fp16"]
 Quantize = Literal["none", "8bit", "4bit"]
+ReportTo = Literal["none", "tensorboard", "wandb", "mlflow"]
+Optimizer = Literal["adamw", "adamw8bit", "paged_adamw", "paged_adamw8bit"]
+ModuleDtype = Literal["fp32", "bf16"]
+Sampling = Literal["proportional", "temperature", "uniform"]
 
 KEY = "setting"
 
 
 @dataclass(frozen=True)
 class Setting:
-    kind: type                       # int, float, str, bool or dict
+    kind: type                       # int, float, str, bool, list or dict
     help: str = ""
     low: float | None = None         # smallest allowed value (inclusive unless low_open)
     low_open: bool = False
     high: float | None = None        # largest allowed value (inclusive)
     choices: tuple[str, ...] | None = None
+    # False: free-form (a path, a Hub id, a task or method name), checked where it is used,
+    # with the context a good message needs (did-you-mean over the catalogue, a missing file).
+    checked: bool = True
     flag: bool = True                # a --flag of the train-* commands
     recipe: bool = True              # a key of a recipe's train sections
+    # Why a field is not a flag or not a recipe key (docs/EXPERIMENTS.md shows it): the test
+    # that every field is settable everywhere accepts a reason instead.
+    why_not: str = ""
+    # Changes what a module learns, so a recipe setting it is part of the module cache key.
+    # True unless said otherwise: a new setting then retrains rather than wrongly reuses.
+    keyed: bool = True
+    # A resumed run must have the same value (checked against the checkpoint). True unless
+    # it cannot change what training computes; existing checkpoints store the compared set,
+    # so changing it refuses their resume.
+    compared: bool = True
+    # Recorded in the module manifest's `hyperparameters` (what the run computed with); False
+    # for places, sources and run control, which the manifest records its own way or not at all.
+    manifest: bool = True
     metavar: str | None = None
+    # The command line's presentation: "task" (train-intermediate, train-target) or "language"
+    # (train-language) when the flag is only on those; a short alias; a required flag; shell
+    # completion ("tasks", "methods"); train-language's own help and default.
+    only: str | None = None
+    short: str | None = None
+    required: bool = False
+    complete: str | None = None
+    language_help: str | None = None
+    language_default: object = None
 
     def allowed(self) -> str:
         """The allowed values in words, for error messages and help."""
         if self.choices:
             return "one of " + ", ".join(self.choices)
         what = {int: "an integer", float: "a number", bool: "true or false",
-                str: "a string", dict: "a mapping"}[self.kind]
+                str: "a string", dict: "a mapping", list: "a list"}[self.kind]
         if self.low is not None and self.high is not None and not self.low_open:
             return f"{what} from {_num(self.low)} to {_num(self.high)}"
         parts = []
@@ -73,7 +106,7 @@ class Setting:
 
     def why(self, value) -> str | None:
         """What is wrong with `value`, or None. None passes: not given."""
-        if value is None:
+        if value is None or not self.checked:
             return None
         bad = f"must be {self.allowed()}, got {value!r}"
         if self.kind is bool:
@@ -129,51 +162,121 @@ def check_fields(obj) -> None:
 
 @dataclass
 class TrainConfig:
-    """The settings of one training run (train-intermediate / train-target / train-language,
-    recipes, and `adapterxl.train`). Fields declared with `setting(...)` carry their type, range
-    and help: the flags and the recipe checks derive from them, and a config is checked when
-    made.
+    """The settings of one training run: the train-intermediate / train-target /
+    train-language commands, recipes (`adapterxl run`) and `adapterxl.train` all make one.
+
+    Every field is declared here once, with `setting(...)`: its type and range, its help, and
+    whether it is a flag of the train-* commands (every field is one, on the commands it
+    applies to), a key of a recipe's train sections (or `why_not` says why not: the grid,
+    the backbone or the runner sets it), part of the module cache key, compared on resume,
+    and recorded in the manifest. A config is checked when made. `table()` lists them all
+    (docs/EXPERIMENTS.md shows it).
 
     Main fields: `task` (a catalogue task, a comma list for multi-task, or "mlm"), `output`
     (the module folder), `model` (backbone: Hub id, path or builtin:NAME), `method` (how the
-    module is built, `adapterxl methods`), `method_config` (its settings), `stack` / `init_from`
-    / `fuse` / `lang_module` (composition with existing modules), `data` / `data_dir` (hf,
-    samples or local files), `precision` (fp32, bf16, fp16; None: bf16 on a bf16 GPU, else
-    fp32) and `quantize` (none, 8bit, 4bit), `lr` / `epochs` / `max_steps` / `batch_size` /
-    `micro_batch_size` / `max_length` (None: the method's and the task's defaults), `seed`,
-    `resume`, and tracking (`report_to`, `logging_steps`, `tracking_dir`,
-    `tracking_project`). The comment or help on each field says more."""
-    task: str                      # a catalogue task, a comma list (multi-task), or "mlm"
-    output: str
-    model: str = "xlm-roberta-large"
-    method: Method = "seq_bn"
-    method_config: dict = setting({}, dict, flag=False)
-    stack: list[str] = field(default_factory=list)
-    init_from: str | None = None
-    fuse: list[str] = field(default_factory=list)
-    lang_module: str | None = None
-    sampling: str = setting("proportional", str,
-                            choices=("proportional", "temperature", "uniform"),
-                            help="Multi-task: how often each task's batches come. "
-                                 "[default: proportional]")
+    module is built, `adapterxl methods`) and `method_config`, `stack` / `init_from` / `fuse` /
+    `lang_module` (composition with existing modules), `data` / `data_dir` / `dataset` (where
+    the examples come from), `precision` and `quantize`, `lr` / `epochs` / `max_steps` /
+    `batch_size` / `max_length` (None: the method's and the task's defaults), `seed`,
+    `resume`, and tracking (`report_to`, ...). Each field's help says more."""
+    task: str = setting(
+        dataclasses.MISSING, str, checked=False, only="task", required=True,
+        complete="tasks", manifest=False, recipe=False,
+        why_not="the grid's intermediates and targets",
+        help="Task name (see `adapterxl tasks`); a comma list trains one shared module with a "
+             "head per task (multi-task).")
+    output: str = setting(
+        dataclasses.MISSING, str, checked=False, short="-o", keyed=False, compared=False,
+        manifest=False, recipe=False, why_not="the module cache chooses the folder",
+        help="Module directory to write [default: runs/{task}].",
+        language_help="Module directory to write [default: runs/lang-{language}].")
+    model: str = setting(
+        "xlm-roberta-large", str, checked=False, manifest=False, recipe=False,
+        why_not="the recipe's `model` or the grid's backbones",
+        help="Backbone: HF id, local path, builtin:tiny-<arch> (xlmr, xlmr-xl, mt5, deberta, "
+             "bert, llama, qwen2; random weights) or builtin:e5-small (real weights, the e5 "
+             "extra).")
+    method: Method = setting(
+        "seq_bn", str, checked=False, complete="methods", language_default="seq_bn_inv",
+        recipe=False, why_not="the grid's methods",
+        help="seq_bn, double_seq_bn, par_bn, compacter, prefix, lora, dora, ia3 or seq_bn_inv "
+             "(see `adapterxl methods`).")
+    method_config: dict = setting(
+        {}, dict, metavar="KEY=VALUE",
+        help="Override a method setting, e.g. reduction_factor=8, r=16, matrices=q,k,v, "
+             "dropout=0.1.")
+    # Composition with existing modules (a recipe's grid: compositions over intermediates).
+    stack: list[str] = setting(
+        [], list, checked=False, only="task", metavar="DIR[,DIR]", manifest=False,
+        recipe=False, why_not="the grid's compositions (stack) over its intermediates",
+        help="Modules to stack beneath the new one (frozen, bottom first).")
+    init_from: str | None = setting(
+        None, str, checked=False, metavar="DIR", manifest=False, recipe=False,
+        why_not="the grid's compositions (init_from) over its intermediates",
+        help="Continue training this module's weights on the new task.")
+    fuse: list[str] = setting(
+        [], list, checked=False, only="task", metavar="DIR,DIR[,...]", manifest=False,
+        recipe=False, why_not="the grid's compositions (fuse) over its intermediates",
+        help="Train a fusion of these modules (and a head) instead of a new module: "
+             "AdapterFusion for bottleneck modules, a learned weighted combination for LoRA "
+             "modules.")
+    lang_module: str | None = setting(
+        None, str, checked=False, only="task", metavar="DIR", manifest=False, recipe=False,
+        why_not="recipes do not train or stack language modules yet",
+        help="A language module (train-language) to put first in the stack.")
+    sampling: Sampling = setting(
+        "proportional", str, choices=get_args(Sampling), only="task",
+        help="Multi-task: how often each task's batches come. [default: proportional]")
     sampling_temperature: float | None = setting(
-        None, float, low=0, low_open=True, high=1000,
+        None, float, low=0, low_open=True, high=1000, only="task",
         help="With --sampling temperature: p ∝ size^(1/T) [default: 2].")
     # Language modules (task "mlm"): the language, and its text (a file, or a Hub dataset).
-    language: str | None = None
-    text: str | None = None
+    language: str | None = setting(
+        None, str, checked=False, only="language", required=True, manifest=False,
+        recipe=False, why_not="recipes train task modules; a language module is "
+                              "train-language's",
+        help="ISO code of the language, e.g. sw.")
+    text: str | None = setting(
+        None, str, checked=False, only="language", metavar="FILE", manifest=False,
+        recipe=False, why_not="recipes train task modules; a language module is "
+                              "train-language's",
+        help="Raw text, one passage per line.")
     # A Hub dataset ID[:CONFIG]: a language module's text (its `text` column), or a task's data
     # instead of its catalogue sources, read through `columns` (canonical key -> column(s));
     # `dev_split` selects the model on that split (default: 5% of train held out).
-    dataset: str | None = None
-    columns: dict = field(default_factory=dict)
-    dev_split: str | None = None
-    data: str = "hf"
-    data_dir: str | None = None
-    precision: Precision | None = setting(None, str, choices=("fp32", "bf16", "fp16"),
-                                    help="[default: bf16 on a bf16 GPU, else fp32]")
-    quantize: Quantize = setting("none", str, choices=("none", "8bit", "4bit"), recipe=False,
-                            help="[default: none]")
+    dataset: str | None = setting(
+        None, str, checked=False, metavar="ID[:CONFIG]", manifest=False, recipe=False,
+        why_not="a recipe's data comes from `data`, `data_dirs` and `variants`",
+        help="Train on this Hub dataset instead of the task's catalogue sources (its train "
+             "split; see --columns, --dev-split).",
+        language_help="A Hub dataset with a `text` column, e.g. "
+                      "wikimedia/wikipedia:20231101.sw.")
+    columns: dict = setting(
+        {}, dict, checked=False, only="task", metavar="KEY=COL[,COL]", manifest=False,
+        recipe=False, why_not="a recipe's data comes from `data`, `data_dirs` and `variants`",
+        help="With --dataset: which columns hold the format's canonical keys, e.g. "
+             "text=premise,hypothesis label=label (docs/FORMATS.md).")
+    dev_split: str | None = setting(
+        None, str, checked=False, only="task", metavar="SPLIT", manifest=False, recipe=False,
+        why_not="a recipe's data comes from `data`, `data_dirs` and `variants`",
+        help="With --dataset: the split for model selection [default: 5% of train held out].")
+    data: str = setting(
+        "hf", str, checked=False, manifest=False, recipe=False,
+        why_not="the recipe's top-level `data`",
+        help="hf (Hugging Face datasets) or samples (bundled synthetic data) [default: hf].",
+        language_help="samples: the bundled sample text of --language (instead of --text or "
+                      "--dataset).")
+    data_dir: str | None = setting(
+        None, str, checked=False, metavar="DIR", manifest=False, recipe=False,
+        why_not="the recipe's `data_dirs` and `variants`",
+        help="Local files <split>[.<lang>].<ext>, ext one of jsonl, tsv, json, conllu, conll, "
+             "txt, csv (the canonical rows, or a dataset's original format), or XTREME's "
+             "download layout; see docs/FORMATS.md.")
+    precision: Precision | None = setting(None, str, choices=get_args(Precision),
+                                          help="[default: bf16 on a bf16 GPU, else fp32]")
+    quantize: Quantize = setting("none", str, choices=get_args(Quantize), recipe=False,
+                                 why_not="a backbone's: grid.backbones[].quantize",
+                                 help="[default: none]")
     lr: float | None = setting(None, float, low=0, low_open=True,
                                help="[default: 1e-4 seq_bn, 3e-4 lora]")
     epochs: float | None = setting(None, float, low=0, low_open=True, high=1e6,
@@ -182,8 +285,9 @@ class TrainConfig:
                                     help="Stop after N optimizer steps.")
     batch_size: int | None = setting(None, int, low=1, high=1 << 20,
                                      help="Effective batch [task's].")
+    # Only how the effective batch is split into steps: memory, not what is learned.
     micro_batch_size: int | None = setting(
-        None, int, low=1, high=1 << 20,
+        None, int, low=1, high=1 << 20, keyed=False,
         help="Per-step batch; gradients accumulate to --batch-size.")
     max_length: int | None = setting(None, int, low=8, high=1 << 20,
                                      help="Tokens per example [default: the task's].")
@@ -191,20 +295,21 @@ class TrainConfig:
                                   help="Fraction of the steps with a rising learning rate.")
     weight_decay: float = setting(0.01, float, low=0, high=10, help="AdamW's weight decay.")
     # adamw, adamw8bit, paged_adamw, paged_adamw8bit (bitsandbytes)
-    optimizer: str = setting("adamw", str, recipe=False,
-                             choices=("adamw", "adamw8bit", "paged_adamw", "paged_adamw8bit"),
-                             help="adamw, or bitsandbytes' adamw8bit, paged_adamw, "
-                                  "paged_adamw8bit (smaller optimizer states; for large "
-                                  "trainable parts). [default: adamw]")
+    optimizer: Optimizer = setting(
+        "adamw", str, choices=get_args(Optimizer),
+        help="adamw, or bitsandbytes' adamw8bit, paged_adamw, paged_adamw8bit (smaller "
+             "optimizer states; for large trainable parts). [default: adamw]")
     # the trainable module's weights while training: fp32 or bf16
-    module_dtype: str = setting("fp32", str, choices=("fp32", "bf16"), recipe=False,
-                                help="The trainable module's weights while training (heads "
-                                     "stay fp32). [default: fp32]")
+    module_dtype: ModuleDtype = setting(
+        "fp32", str, choices=get_args(ModuleDtype),
+        help="The trainable module's weights while training (heads stay fp32). "
+             "[default: fp32]")
     # Recompute activations in backward from the start, for a memory budget below the GPU's
-    # (without it, checkpointing turns on only when not even one example fits)
+    # (without it, checkpointing turns on only when not even one example fits). Memory only.
     gradient_checkpointing: bool = setting(
-        False, bool, help="Recompute activations in backward (about +50% compute) to fit a "
-                          "memory budget; by default only when nothing else fits.")
+        False, bool, keyed=False,
+        help="Recompute activations in backward (about +50% compute) to fit a memory budget; "
+             "by default only when nothing else fits.")
     evals: int = setting(5, int, low=1, high=10000,
                          help="Dev evaluations (and best-module candidates) per run.")
     max_train_examples: int | None = setting(None, int, low=1, high=1 << 40,
@@ -212,46 +317,86 @@ class TrainConfig:
     max_eval_examples: int | None = setting(None, int, low=1, high=1 << 40,
                                             help="Use at most N dev examples.")
     seed: int = setting(42, int, low=0, high=2**32 - 1, recipe=False,
-                        help="Random seed. [default: 42]")
-    force: bool = setting(False, bool, recipe=False,
+                        why_not="the grid's seeds", help="Random seed. [default: 42]")
+    # Permissions: what the run may read or run, not what it computes.
+    force: bool = setting(False, bool, keyed=False, manifest=False, recipe=False,
+                          why_not="a recipe's modules are trained on its own backbones",
                           help="Use modules trained on another backbone.")
     trust_remote_code: bool = setting(
-        False, bool, recipe=False,
+        False, bool, keyed=False, recipe=False,
+        why_not="a permission to run code, given on the command line, not by a shared file",
         help="Run the backbone checkpoint's own Python model code (auto_map); refused "
              "without this flag.")
     allow_pickle: bool = setting(
-        False, bool, recipe=False,
+        False, bool, keyed=False, compared=False, manifest=False, recipe=False,
+        why_not="a permission to unpickle, given on the command line, not by a shared file",
         help="Read a backbone stored as pickle (pytorch_model.bin, with "
              "torch.load(weights_only=True)); refused without this flag.")
     # Optimizer steps between checkpoints (in `<output>.checkpoint/`), besides the one at
     # every dev evaluation. None: every 10% of the run; 0: only at evaluations.
     checkpoint_every: int | None = setting(
-        None, int, low=0, high=10**9, metavar="N",
+        None, int, low=0, high=10**9, metavar="N", keyed=False, compared=False,
+        manifest=False,
         help="Checkpoint every N optimizer steps, besides every dev evaluation; 0: only at "
              "evaluations [default: every 10% of the run].")
-    # continue from the checkpoint of an interrupted run
-    resume: bool = setting(False, bool, recipe=False,
+    # Run control: continue from the checkpoint of an interrupted run; replace a module.
+    resume: bool = setting(False, bool, keyed=False, compared=False, manifest=False,
+                           recipe=False,
+                           why_not="`adapterxl run` resumes interrupted modules by itself",
                            help="Continue an interrupted run from <output>.checkpoint/ (same "
                                 "settings required).")
-    overwrite: bool = setting(False, bool, recipe=False,
+    overwrite: bool = setting(False, bool, keyed=False, compared=False, manifest=False,
+                              recipe=False, why_not="`adapterxl run` owns its cache folders",
                               help="Replace a module that already exists at --output.")
     # Experiment tracking (accelerate's trackers); not part of what training computes.
-    report_to: Literal["none", "tensorboard", "wandb", "mlflow"] = setting(
-        "none", str, choices=("none", "tensorboard", "wandb", "mlflow"),
+    report_to: ReportTo = setting(
+        "none", str, choices=get_args(ReportTo), keyed=False, compared=False, manifest=False,
         help="Track loss, learning rate, gradient norm, tokens/s and dev scores (accelerate's "
              "trackers). [default: none]")
-    logging_steps: int = setting(10, int, low=1, high=10**9, metavar="N",
+    logging_steps: int = setting(10, int, low=1, high=10**9, metavar="N", keyed=False,
+                                 compared=False, manifest=False,
                                  help="Optimizer steps between tracked points. [default: 10]")
     tracking_dir: str | None = setting(
-        None, str, metavar="DIR",
+        None, str, metavar="DIR", keyed=False, compared=False, manifest=False,
         help="Where TensorBoard / MLflow write [default: tracking/ beside the module].")
     tracking_project: str | None = setting(
-        None, str, metavar="NAME",
+        None, str, metavar="NAME", keyed=False, compared=False, manifest=False,
         help="Groups runs (TensorBoard subfolder, W&B group, MLflow experiment) "
              "[default: adapterxl].")
 
     def __post_init__(self):
         check_fields(self)
+
+
+def names(**want: bool) -> tuple[str, ...]:
+    """TrainConfig's fields whose Setting has every given attribute as given, in declaration
+    order: names(recipe=True, keyed=True) is the cache key's settings."""
+    return tuple(k for k, spec in settings_of(TrainConfig).items()
+                 if all(getattr(spec, a) == v for a, v in want.items()))
+
+
+def hyperparameters(cfg: TrainConfig) -> dict:
+    """The settings a module manifest records (what the run computed with)."""
+    keep = names(manifest=True)
+    return {k: v for k, v in dataclasses.asdict(cfg).items() if k in keep}
+
+
+def table() -> str:
+    """Every training setting as a Markdown table: its flag, its recipe key (or why not), what
+    it allows and what it takes part in."""
+    rows = ["| setting | flag | recipe key | allowed | cache key | resume | manifest |",
+            "|---|---|---|---|---|---|---|"]
+    yes = {True: "yes", False: "-"}
+    for name, spec in settings_of(TrainConfig).items():
+        where = {"task": " (train-intermediate, train-target)",
+                 "language": " (train-language)"}.get(spec.only or "", "")
+        flag = f"`{flag_name(name)}`{where}" if spec.flag else f"- ({spec.why_not})"
+        recipe = f"`{name}`" if spec.recipe else f"- ({spec.why_not})"
+        allowed = spec.allowed() if spec.checked else f"{spec.allowed()} (checked when used)"
+        rows.append(f"| {name} | {flag} | {recipe} | {allowed} | "
+                    f"{yes[spec.keyed]} | "
+                    f"{yes[spec.compared]} | {yes[spec.manifest]} |")
+    return "\n".join(rows)
 
 
 # Evaluation settings (the evaluate command's flags and a recipe's `evaluate` section).

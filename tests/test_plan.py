@@ -160,7 +160,7 @@ def test_planner_predicts_what_autograd_saves(name, method):
 
 def test_cli_table_json_and_errors(configs):
     from adapterxl.cli import Group
-    from adapterxl.cli_plan import register
+    from adapterxl.cli.cmd_plan import register
 
     @click.group(cls=Group)
     def main():

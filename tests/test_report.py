@@ -304,7 +304,7 @@ def test_typology():
 
 def _cli():
     from adapterxl.cli import Group
-    from adapterxl.cli_report import register
+    from adapterxl.cli.cmd_report import register
 
     @click.group(cls=Group)
     def main():

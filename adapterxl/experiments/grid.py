@@ -19,14 +19,14 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..settings import names
 from .recipe import Backbone, Recipe, parse_intermediate
 
 CACHE_FORMAT = 1
-# Settings that change what a module learns; micro_batch_size and checkpoint_every only
-# change memory use and checkpoint frequency, so modules are shared across them.
-KEYED_SETTINGS = ("lr", "epochs", "max_steps", "batch_size", "max_length", "max_train_examples",
-                  "max_eval_examples", "precision", "method_config", "sampling",
-                  "sampling_temperature", "evals", "warmup_ratio", "weight_decay")
+# The recipe's training settings that change what a module learns (declared on TrainConfig:
+# `keyed`); micro_batch_size or checkpoint_every only change memory use and checkpoint
+# frequency, so modules are shared across them.
+KEYED_SETTINGS = names(recipe=True, keyed=True)
 
 
 @dataclass(frozen=True)

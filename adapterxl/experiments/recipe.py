@@ -20,7 +20,7 @@ import yaml
 from .. import safe_yaml
 from ..configs import PRECISIONS, QUANTIZE
 from ..errors import AdapterxlError
-from ..settings import EVALUATE
+from ..settings import EVALUATE, TrainConfig, settings_of
 from ..tasks import EVALUATION_SPLITS as SPLITS  # held-out splits, test first
 
 COMPOSITIONS = ("none", "stack", "fuse", "init_from")
@@ -28,11 +28,8 @@ DATA_SOURCES = ("hf", "samples")
 
 
 
-def _train_keys() -> dict:
-    """Training settings a recipe may set: the TrainConfig fields declared for recipes."""
-    from ..settings import TrainConfig, settings_of
-
-    return {k: spec for k, spec in settings_of(TrainConfig).items() if spec.recipe}
+# Training settings a recipe may set: the TrainConfig fields declared for recipes.
+TRAIN_KEYS = {k: spec for k, spec in settings_of(TrainConfig).items() if spec.recipe}
 
 
 EVAL_KEYS = {"languages": (str, list), "suite": str, "split": str, "max_examples": int,
@@ -310,15 +307,35 @@ def parse_recipe(text: str, overrides=(), source: str = "<string>",
 
 
 def _validate(raw: dict, w: _Where, text: str, overrides: tuple, default_name: str) -> Recipe:
-    from ..formats import get_format
-    from ..modules import get_method
-    from ..tasks import SUITES, catalog
+    from ..tasks import catalog
 
     _check_keys(w, "", raw, TOP_KEYS)
     tasks = catalog()
     name = raw.get("name") or default_name
     if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):
         raise w.error("name", f"must be a simple name (letters, digits, . _ -), got {name!r}")
+    data, data_dirs = _data(w, raw, tasks)
+    variants = _variants(w, raw, tasks)
+    atoms = {**{n: n for n in tasks}, **{n: v.task for n, v in variants.items()}}
+    train = {section: _train_section(w, raw, section)
+             for section in ("train", "train_intermediate", "train_target")}
+    evaluate = _evaluate(w, raw)
+    grids = _grids(w, raw, atoms, variants, tasks, train, data, data_dirs)
+    _check_languages(w, evaluate, grids, atoms, tasks)
+    groups = _groups(w, raw, grids)
+    cache = raw.get("cache")
+    _typed(w, "cache", cache, str)
+    description = raw.get("description") or ""
+    return Recipe(name=name, source=w.source, text=text, overrides=overrides, raw=raw,
+                  grids=tuple(grids), data=data, data_dirs=data_dirs, variants=variants,
+                  groups=groups, train=train["train"],
+                  train_intermediate=train["train_intermediate"],
+                  train_target=train["train_target"], evaluate=evaluate, cache=cache,
+                  description=str(description).strip(), tracking=_tracking(w, raw))
+
+
+def _data(w: _Where, raw: dict, tasks) -> tuple[str, dict]:
+    """The recipe's data source and its per-task local directories."""
     data = raw.get("data", "hf")
     if data not in DATA_SOURCES:
         raise w.error("data", _unknown("data source", data, DATA_SOURCES)
@@ -331,8 +348,10 @@ def _validate(raw: dict, w: _Where, text: str, overrides: tuple, default_name: s
             raise w.error(f"data_dirs.{task}", _unknown("task", task, tasks))
         if d is not None and not isinstance(d, str):
             raise w.error(f"data_dirs.{task}", f"expects a directory, got {d!r}")
-    data_dirs = {k: v for k, v in data_dirs.items() if v}
+    return data, {k: v for k, v in data_dirs.items() if v}
 
+
+def _variants(w: _Where, raw: dict, tasks) -> dict:
     variants = {}
     for vname, spec in (raw.get("variants") or {}).items():
         path = f"variants.{vname}"
@@ -348,21 +367,25 @@ def _validate(raw: dict, w: _Where, text: str, overrides: tuple, default_name: s
         for key in ("data_dir", "requires"):
             _typed(w, f"{path}.{key}", spec.get(key), str)
         variants[vname] = Variant(vname, task, spec.get("data_dir"), spec.get("requires"))
-    atoms = {**{n: n for n in tasks}, **{n: v.task for n, v in variants.items()}}
+    return variants
 
-    train = {}
-    for section in ("train", "train_intermediate", "train_target"):
-        value = raw.get(section) or {}
-        if not isinstance(value, dict):
-            raise w.error(section, "expects a mapping of training settings")
-        keys = _train_keys()
-        _check_keys(w, section, value, keys)
-        for key, v in value.items():
-            why = keys[key].why(v)
-            if why:
-                raise w.error(f"{section}.{key}", why)
-        value = {k: keys[k].check(v, k) for k, v in value.items()}
-        train[section] = {k: v for k, v in value.items() if v is not None}
+
+def _train_section(w: _Where, raw: dict, section: str) -> dict:
+    """A train section's settings, each checked against its TrainConfig declaration."""
+    value = raw.get(section) or {}
+    if not isinstance(value, dict):
+        raise w.error(section, "expects a mapping of training settings")
+    _check_keys(w, section, value, TRAIN_KEYS)
+    for key, v in value.items():
+        why = TRAIN_KEYS[key].why(v)
+        if why:
+            raise w.error(f"{section}.{key}", why)
+    value = {k: TRAIN_KEYS[k].check(v, k) for k, v in value.items()}
+    return {k: v for k, v in value.items() if v is not None}
+
+
+def _evaluate(w: _Where, raw: dict) -> EvalSettings:
+    from ..tasks import SUITES
 
     ev = raw.get("evaluate") or {}
     if not isinstance(ev, dict):
@@ -384,10 +407,14 @@ def _validate(raw: dict, w: _Where, text: str, overrides: tuple, default_name: s
         languages = [x.strip() for x in languages.split(",") if x.strip()]
     if isinstance(languages, list):
         languages = tuple(str(x) for x in languages)
-    evaluate = EvalSettings(languages=languages, suite=suite, split=split,
-                            max_examples=ev.get("max_examples"),
-                            max_length=ev.get("max_length"),
-                            batch_size=ev.get("batch_size") or 64)
+    return EvalSettings(languages=languages, suite=suite, split=split,
+                        max_examples=ev.get("max_examples"), max_length=ev.get("max_length"),
+                        batch_size=ev.get("batch_size") or 64)
+
+
+def _grids(w: _Where, raw: dict, atoms, variants, tasks, train, data, data_dirs) -> list:
+    from ..formats import get_format
+    from ..modules import get_method
 
     model = raw.get("model")
     _typed(w, "model", model, str)
@@ -404,18 +431,25 @@ def _validate(raw: dict, w: _Where, text: str, overrides: tuple, default_name: s
         _check_keys(w, gp, g, GRID_KEYS)
         grids.append(_grid(w, gp, g, model, atoms, variants, tasks, get_format, get_method,
                            train, data, data_dirs))
+    return grids
 
-    # Languages must name a language of at least one target (typos are caught here).
-    if isinstance(languages, tuple):
-        targets = {atoms[t] for g in grids for t in g.targets}
-        pool = set()
-        for t in targets:
-            pool |= set(tasks[t].suites.get(suite, ()) if suite else tasks[t].languages)
-        for i, lang in enumerate(languages):
-            if lang not in pool:
-                raise w.error(f"evaluate.languages[{i}]",
-                              _unknown("language for these targets", lang, pool))
 
+def _check_languages(w: _Where, evaluate: EvalSettings, grids, atoms, tasks) -> None:
+    """Languages must name a language of at least one target (typos are caught here)."""
+    languages, suite = evaluate.languages, evaluate.suite
+    if not isinstance(languages, tuple):
+        return
+    targets = {atoms[t] for g in grids for t in g.targets}
+    pool = set()
+    for t in targets:
+        pool |= set(tasks[t].suites.get(suite, ()) if suite else tasks[t].languages)
+    for i, lang in enumerate(languages):
+        if lang not in pool:
+            raise w.error(f"evaluate.languages[{i}]",
+                          _unknown("language for these targets", lang, pool))
+
+
+def _groups(w: _Where, raw: dict, grids) -> dict:
     groups = raw.get("groups") or {}
     if not isinstance(groups, dict):
         raise w.error("groups", "expects a mapping name: [intermediates]")
@@ -425,8 +459,12 @@ def _validate(raw: dict, w: _Where, text: str, overrides: tuple, default_name: s
             if m not in every:
                 raise w.error(f"groups.{gname}[{i}]",
                               _unknown("intermediate (not in the grid)", m, every))
-    cache = raw.get("cache")
-    _typed(w, "cache", cache, str)
+    return {k: list(v) if isinstance(v, list) else [v] for k, v in groups.items()}
+
+
+def _tracking(w: _Where, raw: dict) -> dict:
+    from ..tracking import REPORT_TO
+
     tracking = raw.get("tracking") or {}
     if isinstance(tracking, str):
         tracking = {"report_to": tracking}
@@ -436,18 +474,10 @@ def _validate(raw: dict, w: _Where, text: str, overrides: tuple, default_name: s
     _check_keys(w, "tracking", tracking, tuple(TRACKING_KEYS))
     for key, kind in TRACKING_KEYS.items():
         _typed(w, f"tracking.{key}", tracking.get(key), kind)
-    from ..tracking import REPORT_TO
-
     if tracking.get("report_to", "none") not in REPORT_TO:
         raise w.error("tracking.report_to", _unknown("tracker", tracking["report_to"],
                                                      REPORT_TO))
-    description = raw.get("description") or ""
-    return Recipe(name=name, source=w.source, text=text, overrides=overrides, raw=raw,
-                  grids=tuple(grids), data=data, data_dirs=data_dirs, variants=variants,
-                  groups={k: list(v) if isinstance(v, list) else [v] for k, v in groups.items()},
-                  train=train["train"], train_intermediate=train["train_intermediate"],
-                  train_target=train["train_target"], evaluate=evaluate, cache=cache,
-                  description=str(description).strip(), tracking=tracking)
+    return tracking
 
 
 def parse_intermediate(expr: str) -> list[list[str]]:

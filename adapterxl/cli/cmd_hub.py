@@ -1,5 +1,5 @@
-"""`adapterxl` commands for sharing modules: push, pull, the registry, export and import. Thin, like cli.py: parse,
-call one library function, print."""
+"""`adapterxl` commands for sharing modules: push, pull, the registry, export and import.
+Thin, like every command: parse, call one library function, print."""
 from __future__ import annotations
 
 import json
@@ -27,7 +27,7 @@ def register(main: click.Group) -> None:
                        "adapters/), so that it loads without adapterxl.")
     def push_cmd(module, repo, private, revision, registry, license_, also):
         """Publish a module (weights, manifest, lower/fused copies, model card)."""
-        from .hub import push
+        from ..hub import push
 
         where = push(module, repo, private=private, revision=revision, registry=registry,
                      license=license_, also=[x for x in (also or "").split(",") if x])
@@ -38,7 +38,7 @@ def register(main: click.Group) -> None:
     @click.option("--registry", default=None, help=REGISTRY_HELP)
     def pull_cmd(spec, registry):
         """Download and verify a module into adapterxl's cache; prints its folder."""
-        from .hub import pull
+        from ..hub import pull
 
         click.echo(str(pull(spec, registry=registry)))
 
@@ -53,7 +53,7 @@ def register(main: click.Group) -> None:
     @click.option("--json", "as_json", is_flag=True)
     def hub_list(task, backbone, registry, as_json):
         """Modules on the Hub (library adapterxl) or in a registry."""
-        from .hub import list_modules
+        from ..hub import list_modules
 
         rows = list_modules(task=task, backbone=backbone, registry=registry)
         if as_json:
@@ -73,7 +73,7 @@ def register(main: click.Group) -> None:
     @click.option("--overwrite", is_flag=True, help="Replace an earlier export at --output.")
     def export_cmd(module, fmt, output, overwrite):
         """Write a module in PEFT's or the adapters library's format (head beside it)."""
-        from .modules.export import export_module
+        from ..modules.export import export_module
 
         out = export_module(module, fmt, output, overwrite=overwrite)
         click.echo(f"exported {module} ({fmt} format) to {out}")
@@ -94,7 +94,7 @@ def register(main: click.Group) -> None:
     @click.option("--overwrite", is_flag=True, help="Replace an existing module at --output.")
     def import_cmd(source, output, **kw):
         """Convert a PEFT or adapters adapter into an adapterxl module."""
-        from .modules.export import import_module
+        from ..modules.export import import_module
 
         mod = import_module(source, output, **kw)
         click.echo(f"imported {source} as {mod.path} ({mod.method}, "

@@ -1,10 +1,15 @@
 """`adapterxl plan`: predicted peak training memory and the micro-batch that fits a GPU, from a
-model's config alone. Thin, like cli.py: parse, call one library function, print."""
+model's config alone. Thin, like every command: parse, call one library function, print."""
 from __future__ import annotations
 
 import json
 
+from typing import get_args
+
 import click
+
+from ..settings import Precision, Quantize
+from ._options import key_values
 
 
 def register(main: click.Group) -> None:
@@ -18,9 +23,9 @@ def register(main: click.Group) -> None:
     @click.option("--method-config", "method_cfg", multiple=True, metavar="K=V",
                   help="Method settings, e.g. reduction_factor=8, r=16, matrices=q,k,v,o.")
     @click.option("--quantize", default="none", show_default=True,
-                  type=click.Choice(["none", "8bit", "4bit"]))
+                  type=click.Choice(get_args(Quantize)))
     @click.option("--precision", default="bf16", show_default=True,
-                  type=click.Choice(["bf16", "fp16", "fp32"]))
+                  type=click.Choice(get_args(Precision)))
     @click.option("--seq-len", type=int, default=256, show_default=True,
                   help="Padded sequence length of a micro-batch.")
     @click.option("--batch", type=int, default=32, show_default=True,
@@ -39,10 +44,9 @@ def register(main: click.Group) -> None:
         """Predict peak GPU memory of training a module (weights per component, module
         states, activations) and the largest micro-batch that fits. Not yet checked against
         GPU measurements."""
-        from .cli import _key_values
-        from .planning import format_plan, plan
+        from ..planning import format_plan, plan
 
-        result = plan(model, method=method, method_config=_key_values(method_cfg),
+        result = plan(model, method=method, method_config=key_values(method_cfg),
                       quantize=quantize, precision=precision, seq_len=seq_len, batch=batch,
                       gpu_memory=gpu_memory, head=head, num_labels=num_labels,
                       attention=attention, trust_remote_code=trust_remote_code)

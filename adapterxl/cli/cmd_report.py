@@ -1,6 +1,6 @@
 """`adapterxl report`, `adapterxl score` and `adapterxl analyze ...`: reports, scores of
 prediction folders and analyses of experiment runs.
-Thin, like cli.py: parse, call one library function, print."""
+Thin, like every command: parse, call one library function, print."""
 from __future__ import annotations
 
 import json
@@ -23,7 +23,7 @@ def register(main: click.Group) -> None:
     def report(run, output, target, export):
         """Markdown tables and plots of a run: scores per task and language, gains over the
         no-intermediate baseline, XTREME scores, costs, scaling and order effects."""
-        from .experiments.report import build_report
+        from ..experiments.report import build_report
 
         result = build_report(run, output, target=target,
                               export=[x for x in (export or "").split(",") if x])
@@ -44,7 +44,7 @@ def register(main: click.Group) -> None:
         """Score predictions in XTREME's layout (PRED_DIR/<task>/test-<lang>.<ext>) against
         labels in the same layout, exactly as XTREME's evaluate.py does: per language, per
         task and the benchmark score (percentages)."""
-        from .evaluation.xtreme_score import format_scores, score_predictions
+        from ..evaluation.xtreme_score import format_scores, score_predictions
 
         result = score_predictions(pred_dir, label_dir, suite)
         click.echo(json.dumps(result, indent=2) if as_json else format_scores(result))
@@ -64,7 +64,7 @@ def register(main: click.Group) -> None:
     def similarity_cmd(run, probe_task, max_examples, as_json):
         """Task similarity (linear CKA of representations, cosine of module weights) of each
         intermediate/target pair, and its Spearman correlation with the transfer gain."""
-        from .experiments.analyze import format_similarity, similarity
+        from ..experiments.analyze import format_similarity, similarity
 
         result = similarity(run, probe_task=probe_task, max_examples=max_examples)
         click.echo(json.dumps(result, indent=2) if as_json else format_similarity(result))
@@ -81,7 +81,7 @@ def register(main: click.Group) -> None:
     def typology_cmd(languages, k, measure, as_json):
         """URIEL typological distances between languages (lang2vec's data) and a diverse
         subset."""
-        from .experiments.analyze import format_typology, typology
+        from ..experiments.analyze import format_typology, typology
 
         result = typology(languages, k=k, measure=measure)
         click.echo(json.dumps(result, indent=2) if as_json else format_typology(result))

@@ -1,10 +1,10 @@
-"""`adapterxl` commands for experiments: recipes, the grid runner, reports and analyses. Thin, like cli.py: parse,
-call one library function, print."""
+"""`adapterxl run`: experiment recipes through the grid runner. Thin, like every command:
+parse, call one library function, print."""
 from __future__ import annotations
 
 import click
 
-from .experiments.grid import MAX_CELLS
+from ..experiments.grid import MAX_CELLS
 
 
 def register(main: click.Group) -> None:
@@ -36,9 +36,9 @@ def register(main: click.Group) -> None:
         order, task-similarity, sts-lowres, scaling, typology, quickstart) with optional
         key=value overrides (dotted paths, e.g. model=builtin:tiny-xlmr data=samples
         train.max_steps=10). Running again continues where an interrupted run stopped."""
-        from .experiments.runner import run_recipe
+        from ..experiments.runner import run_recipe
 
-        from .errors import AdapterxlError
+        from ..errors import AdapterxlError
 
         summary = run_recipe(recipe, overrides, run_dir=run_dir, dry_run=dry_run,
                              budget=budget, shard=shard, cache_dir=cache_dir, echo=click.echo,

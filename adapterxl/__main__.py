@@ -1,0 +1,4 @@
+"""`python -m adapterxl`: the `adapterxl` command."""
+from .cli import main
+
+main()

@@ -1,0 +1,4 @@
+"""`python -m adapterxl.cli` (what `accelerate launch -m` and `torchrun -m` run)."""
+from . import main
+
+main()

@@ -2,7 +2,6 @@
 with errors naming the file and the key; --dataset ID[:CONFIG] with a column mapping."""
 import json
 
-import pytest
 import yaml
 
 from adapterxl.tasks import CATALOG_ENV, catalog, get_task

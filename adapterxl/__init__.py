@@ -4,7 +4,7 @@ The notebook API (`train`, `evaluate`, `predict`, `assemble`, `save_module`, `re
 `TrainConfig`) is imported on first use, so `import adapterxl` stays quick and quiet."""
 import logging as _logging
 
-__version__ = "0.1.0"
+from ._version import __version__
 
 # bitsandbytes warns on import that an optional CPU kernel package is missing, through a
 # logger nobody configured (so Python prints it); adapterxl never uses that kernel. Quiet it

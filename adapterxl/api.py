@@ -253,7 +253,7 @@ def save_module(model, output, *, hyperparameters: dict | None = None,
     import time
 
     from .modules import get_method, method_config, save_module as write
-    from .train import versions
+    from ._version import versions
 
     info = getattr(model, "adapterxl", None)
     if info is None:

@@ -8,7 +8,8 @@ import sys
 import click
 import yaml
 
-from . import __version__, safe_yaml
+from . import safe_yaml
+from ._version import __version__
 from .errors import AdapterxlError
 from .logs import log_error
 from .settings import EVALUATE, Setting, TrainConfig, flag_name, settings_of

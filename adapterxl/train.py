@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import platform
 import random
 import signal
 import sys
@@ -31,6 +30,7 @@ from . import _io, checkpoint, logs, preemption, tracking
 from . import lock as locks
 from .settings import TrainConfig  # noqa: F401 - declared with its settings, used here
 from .backbone import Backbone, load_backbone
+from ._version import versions
 from .errors import AdapterxlError
 from .evaluation import metrics
 from .formats import Format, get_format, predict
@@ -60,22 +60,6 @@ def set_seed(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-
-
-def versions() -> dict:
-    import importlib.metadata as md
-
-    from . import __version__
-
-    # adapterxl's own version from the code that runs (installed metadata may be another copy's)
-    out = {"python": platform.python_version(), "adapterxl": __version__}
-    for pkg in ("torch", "transformers", "peft", "bitsandbytes",
-                "accelerate", "datasets"):
-        try:
-            out[pkg] = md.version(pkg)
-        except md.PackageNotFoundError:
-            out[pkg] = None
-    return out
 
 
 def _tasks(cfg: TrainConfig) -> list[Task]:

@@ -102,7 +102,7 @@ def evaluate(task: str, module: str, languages="all", data: str | None = None, d
     resamples; 0 turns it off)."""
     import datetime
 
-    from ..train import versions
+    from .._version import versions
     from . import bootstrap as boot
     from ..backbone import load_backbone
     from ..data.sources import available_languages, load_split
@@ -234,7 +234,7 @@ def _sources(task, split: str, lang: str, data: str, data_dir) -> dict:
         return {"source": "hf", "hub": provenance(task, split, lang)}
     if kind == "local":
         return {"source": "local", "dir": str(Path(data_dir).resolve())}
-    from .. import __version__
+    from .._version import __version__
 
     return {"source": "samples", "adapterxl": __version__}
 

@@ -148,7 +148,7 @@ def adapterhub_files(method: str, method_cfg: dict, name: str, backbone: dict,
     the adapter's name in place of the placeholder. `backbone`: the manifest's description."""
     from transformers.models.auto.modeling_auto import MODEL_MAPPING_NAMES
 
-    from .. import __version__
+    from .._version import __version__
     from ._bottleneck import to_adapterhub
 
     config = {
@@ -326,7 +326,7 @@ def import_module(source, output, model: str | None = None, task: str | None = N
     The head comes back when the folder has adapterxl's head files, else the module is
     head-less. `role` defaults to "language" for invertible (MAD-X) adapters."""
     from ..backbone import load_backbone
-    from ..train import versions
+    from .._version import versions
     from . import assemble
     from .methods import get_method
 

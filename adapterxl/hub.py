@@ -110,12 +110,6 @@ def _hub_errors() -> tuple[type[BaseException], ...]:
 
 
 # ---- safety and integrity -------------------------------------------------------------------
-def _safe_name(name: str) -> bool:
-    parts = Path(name).parts
-    return bool(parts) and not Path(name).is_absolute() and "\\" not in name and all(
-        p not in ("..", ".", "") for p in parts) and len(parts) == len(name.split("/"))
-
-
 def check_tree(root: Path, what: str) -> list[str]:
     """The files under `root` (relative posix paths); refuses symlinks, special files and
     anything that resolves outside `root`."""
@@ -142,36 +136,9 @@ def check_tree(root: Path, what: str) -> list[str]:
 def verify_module_tree(root: Path, what: str) -> None:
     """Every weights file of the module at `root` and of its stack/ and fused/ copies exists
     and has the sha256 its manifest records; file names cannot leave the folder."""
-    from .modules.store import FUSED, STACK, WEIGHTS, open_module, sha256
+    from .modules.store import open_module
 
-    mod = open_module(root)
-    files = mod.manifest.get("files")
-    if not isinstance(files, dict) or WEIGHTS not in files:
-        raise AdapterxlError(f"{what}: the manifest lists no checksums for its weights; "
-                             f"refused")
-    for name, expected in files.items():
-        if not isinstance(name, str) or not _safe_name(name) or "/" in name:
-            raise AdapterxlError(f"{what}: the manifest names the file {name!r}, a path that "
-                                 f"would leave the module folder; refused")
-        path = Path(root) / name
-        if not path.is_file():
-            raise AdapterxlError(f"{what}: {name} is missing")
-        if sha256(path) != expected:
-            raise AdapterxlError(f"{what}: {name} does not match the sha256 in its manifest "
-                                 f"(tampered or truncated)")
-    for folder, key in ((STACK, "stack"), (FUSED, "fused")):
-        entries = mod.manifest.get(key) or []
-        dirs = sorted((Path(root) / folder).iterdir()) if (Path(root) / folder).is_dir() else []
-        if len(dirs) != len(entries):
-            raise AdapterxlError(f"{what}: the manifest lists {len(entries)} {key} modules but "
-                                 f"{folder}/ holds {len(dirs)}")
-        for entry, sub in zip(entries, dirs):
-            inner = f"{what} {folder}/{sub.name}"
-            verify_module_tree(sub, inner)
-            copy = open_module(sub)
-            if entry.get("sha256") and copy.manifest["files"].get(WEIGHTS) != entry["sha256"]:
-                raise AdapterxlError(f"{inner}: {WEIGHTS} is not the module its parent's "
-                                     f"manifest records (sha256 differs)")
+    open_module(root).verify(deep=True, label=what)
 
 
 def _check_safetensors(path: Path, what: str) -> None:
@@ -265,25 +232,50 @@ def pull(spec: str, registry: str | os.PathLike | None = None) -> Path:
     return target
 
 
-def resolve_module(spec: str) -> Path:
-    """The local folder of Hub module `spec` (`org/name[@revision]`), pulled on first use
-    from $ADAPTERXL_REGISTRY or the Hub. Used by open_module for ids that are not local
-    paths."""
+def resolve_module(ref) -> Path:
+    """The local folder of the module `ref`, for `open_module`: a folder as it is; a Hub id
+    `org/name[@revision]` that is not a local path, pulled on first use from
+    $ADAPTERXL_REGISTRY or the Hub. Anything else comes back as a path, which open_module
+    then reports missing. Every place that takes a module (the edges: CLI, API, training,
+    evaluation) resolves it here."""
     from .modules.store import MANIFEST
 
+    spec, path = str(ref), Path(ref)
+    # `runs/mnlii` is Hub id syntax too; when its parent folder exists here, it is a
+    # mistyped local path, not an org on the Hub.
+    local = path.parent.is_dir() and str(path.parent) not in (".", "")
+    if path.is_dir() or local or not is_hub_id(spec):
+        return path
     repo_id, revision = parse_spec(spec)
-    local = cache_dir(repo_id, revision)
-    if not (local / MANIFEST).is_file() and not (local / FOREIGN_MARKER).is_file():
+    found = cache_dir(repo_id, revision)
+    if not (found / MANIFEST).is_file() and not (found / FOREIGN_MARKER).is_file():
         try:
-            local = pull(spec)
+            found = pull(spec)
         except AdapterxlError as e:
             raise AdapterxlError(f"module directory {spec!r} does not exist, and as a Hub id "
                                  f"it cannot be used: {e}") from e
-    if not (local / MANIFEST).is_file():
+    if not (found / MANIFEST).is_file():
         raise AdapterxlError(f"{spec} is an adapter in PEFT/adapters format, not an adapterxl "
                              f"module: convert it with `adapterxl import {spec} -o DIR "
                              f"--model BACKBONE` and use DIR")
-    return local
+    return found
+
+
+def import_module(source, output, registry: str | os.PathLike | None = None,
+                  overwrite: bool = False, **options):
+    """`adapterxl import`: convert an adapter in PEFT or adapters format into an adapterxl
+    module at `output` (see modules.export.import_module for `options`). `source` is a
+    folder, or a Hub / registry id `org/name[@revision]`, pulled first."""
+    from .modules.export import import_module as convert
+    from .modules.store import check_output
+
+    check_output(output, [source], overwrite)  # before a pull: nothing is fetched in vain
+    folder = Path(source)
+    if not folder.is_dir():
+        if not is_hub_id(str(source)):
+            raise AdapterxlError(f"adapter directory {str(source)!r} does not exist")
+        folder = pull(str(source), registry)
+    return convert(folder, output, overwrite=overwrite, origin=str(source), **options)
 
 
 # ---- the model card -------------------------------------------------------------------------
@@ -357,7 +349,7 @@ def model_card(module, repo_id: str, license: str | None = None, also: tuple = (
 
     from .modules.store import open_module
 
-    mod = open_module(module) if not hasattr(module, "manifest") else module
+    mod = open_module(resolve_module(module)) if not hasattr(module, "manifest") else module
     m = mod.manifest
     backbone = m["backbone"]["id"]
     tasks = m.get("tasks") or [m["task"]]
@@ -516,8 +508,8 @@ def push(module, repo: str, private: bool = False, revision: str | None = None,
     revision = revision or default_revision
     if not is_hub_id(f"{repo_id}@{revision}"):
         raise AdapterxlError(f"{revision!r} is not a valid revision (branch) name")
-    mod = open_module(module)
-    verify_module_tree(mod.path, f"module {mod.path}")  # never publish a corrupted module
+    mod = open_module(resolve_module(module))
+    mod.verify(deep=True)  # never publish a corrupted module
     where = _where(repo_id, revision)
     retry = (f"the local module {mod.path} is unchanged; retry with `adapterxl push {mod.path} "
              f"--repo {repo_id}" + (f" --revision {revision}" if revision != DEFAULT_REVISION

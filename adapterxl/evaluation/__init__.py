@@ -108,6 +108,7 @@ def evaluate(task: str, module: str, languages="all", data: str | None = None, d
     from ..data.sources import available_languages, load_split
     from ..formats import get_format, predict
     from ..formats.retrieval import default_layer
+    from ..hub import resolve_module
     from ..modules import load_for_inference, open_module
     from ..tasks import check_split, get_task
     from . import metrics
@@ -121,7 +122,7 @@ def evaluate(task: str, module: str, languages="all", data: str | None = None, d
               "batch_size": batch_size, "max_length": max_length, "max_examples": max_examples,
               "force": force, "layer": layer, "suite": suite, "lang_modules": lang_modules,
               "bootstrap": bootstrap}
-    mod = open_module(module)
+    mod = open_module(resolve_module(module))
     if data is None and data_dir is None:
         data, data_dir = default_source(mod, task)
     data = data or "hf"

@@ -46,8 +46,8 @@ class Manifest(Mapping):
     role: str = "task"              # "task", or "language" for language modules (MAD-X)
     task: str                       # "a+b" for a multi-task module; "unknown" when imported
     format: str | None = None
-    labels: list = field(default_factory=list)
-    languages: list = field(default_factory=list)
+    labels: list | None = None      # the head's labels, in output order
+    languages: list | None = None   # training language(s)
     backbone: dict                  # Backbone.describe(): id, fingerprint, model_type, ...
     method: MethodSpec
     head: dict | None               # None: head-less (imported without adapterxl's head)
@@ -89,7 +89,7 @@ class Manifest(Mapping):
         return self.tasks or [self.task]
 
     def labels_for(self, task: str) -> list:
-        return (self.task_labels or {}).get(task, self.labels)
+        return (self.task_labels or {}).get(task, self.labels or [])
 
     # ---- JSON ---------------------------------------------------------------------------
     def to_json(self) -> dict:
@@ -118,7 +118,7 @@ class Manifest(Mapping):
         method = data["method"]
         values["method"] = MethodSpec(method["name"], method.get("config") or {},
                                       method.get("engine"))
-        for key in ("labels", "languages", "stack", "stacked_on", "files"):
+        for key in ("stack", "stacked_on", "files"):
             if values.get(key) is None:
                 values.pop(key, None)  # null in the file: the field's empty default
         values.setdefault("head", None)

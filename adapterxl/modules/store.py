@@ -88,15 +88,9 @@ class ModuleDir:
         from safetensors import SafetensorError
         from safetensors.torch import load_file
 
-        path = self.path / filename
-        if not path.exists():
-            raise AdapterxlError(f"module {self.path}: {filename} is missing")
-        expected = self.manifest.files.get(filename)
-        if expected and sha256(path) != expected:
-            raise AdapterxlError(f"module {self.path}: {filename} is corrupted "
-                                 f"(sha256 differs from the manifest)")
+        self._check_file(filename, f"module {self.path}")
         try:
-            return load_file(path)
+            return load_file(self.path / filename)
         except (SafetensorError, OSError, ValueError) as e:
             raise AdapterxlError(f"module {self.path}: {filename} is not a readable "
                                  f"safetensors file ({e})") from e
@@ -138,25 +132,29 @@ class ModuleDir:
                 raise AdapterxlError(f"{label}: the manifest names the file {name!r}, a path "
                                      f"that would leave the module folder; refused")
         for filename in (WEIGHTS, HEAD):
-            expected = self.manifest.files.get(filename)
-            if not expected:
+            if not self.manifest.files.get(filename):
                 raise AdapterxlError(f"{label}: the manifest records no sha256 for "
                                      f"{filename}; refused")
-            if not (self.path / filename).is_file():
-                raise AdapterxlError(f"{label}: {filename} is missing")
-            if sha256(self.path / filename) != expected:
-                raise AdapterxlError(f"{label}: {filename} is corrupted (sha256 differs from "
-                                     f"the manifest): tampered or truncated")
+            self._check_file(filename, label)
         if not deep:
             return
-        for key, folder in (("stack", STACK), ("fused", FUSED)):
-            entries = getattr(self.manifest, key) or []
-            for entry, copy in zip(entries, self._copies(key, folder, "lower" if key == "stack" else "fused")):
+        for key, folder, copies in (("stack", STACK, self.lower), ("fused", FUSED, self.fused)):
+            for entry, copy in zip(getattr(self.manifest, key) or [], copies()):
                 inner = f"{label} {folder}/{copy.path.name}"
                 copy.verify(deep=True, label=inner)
                 if entry.get("sha256") and copy.sha256 != entry["sha256"]:
                     raise AdapterxlError(f"{inner}: {WEIGHTS} is not the module its parent's "
                                          f"manifest records (sha256 differs)")
+
+    def _check_file(self, filename: str, label: str) -> None:
+        """The file exists and, where the manifest records one, has its sha256."""
+        path = self.path / filename
+        if not path.is_file():
+            raise AdapterxlError(f"{label}: {filename} is missing")
+        expected = self.manifest.files.get(filename)
+        if expected and sha256(path) != expected:
+            raise AdapterxlError(f"{label}: {filename} is corrupted (sha256 differs from the "
+                                 f"manifest): tampered or truncated")
 
 
 def _close_match(path: Path) -> str:

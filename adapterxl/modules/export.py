@@ -84,7 +84,7 @@ def export_module(module, fmt: str, output, overwrite: bool = False) -> Path:
             (staged / HEAD).write_bytes((mod.path / HEAD).read_bytes())
             mod.head_weights()  # verifies the sha256 of what was copied
             _io.write_json(staged / HEAD_CONFIG, {
-                k: mod.manifest[k] for k in _HEAD_FIELDS if mod.manifest.get(k) is not None})
+                k: v for k, v in mod.manifest.to_json().items() if k in _HEAD_FIELDS})
     return out
 
 

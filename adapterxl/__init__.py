@@ -8,7 +8,7 @@ may name anything, lazily."""
 import importlib as _importlib
 import logging as _logging
 
-__version__ = "0.1.0"
+from ._version import __version__
 
 # bitsandbytes warns on import that an optional CPU kernel package is missing, through a
 # logger nobody configured (so Python prints it); adapterxl never uses that kernel. Quiet it

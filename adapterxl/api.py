@@ -185,9 +185,10 @@ def predict(module, inputs, language: str | None = None, *, lang_modules: str | 
     from .backbone import load_backbone
     from .evaluation import check_predictable, language_swap
     from .formats import get_format, predict as run
+    from .hub import resolve_module
     from .modules import load_for_inference, open_module
 
-    mod = open_module(str(module))
+    mod = open_module(resolve_module(module))
     task = _task_of(mod)
     fmt = get_format(task.format)
     head = check_predictable(mod, task)
@@ -225,6 +226,7 @@ def assemble(task: str, model: str = "xlm-roberta-large", *, method: str = "seq_
     from .backbone import load_backbone
     from .formats import get_format
     from .heads import head_config
+    from .hub import resolve_module
     from .modules import assemble as build, open_module
     from .tasks import get_task
 
@@ -233,7 +235,7 @@ def assemble(task: str, model: str = "xlm-roberta-large", *, method: str = "seq_
     names = list(labels) if labels is not None else list(t.labels or ())
     lower = []
     for path in ([stack] if isinstance(stack, (str, Path)) else stack):
-        lower += open_module(str(path)).chain()
+        lower += open_module(resolve_module(path)).chain()
     backbone = load_backbone(model, precision, quantize)
     head = head_config(fmt.head, backbone.hidden_size, fmt.num_outputs(names), backbone.pooling)
     net, top = build(backbone, lower, method=method, config=method_config or {},
@@ -253,7 +255,7 @@ def save_module(model, output, *, hyperparameters: dict | None = None,
     import time
 
     from .modules import get_method, method_config, save_module as write
-    from .train import versions
+    from ._version import versions
 
     info = getattr(model, "adapterxl", None)
     if info is None:

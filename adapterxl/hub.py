@@ -1,5 +1,6 @@
 """Sharing modules: push to / pull from the Hugging Face Hub or a local registry, the model
-card, finding modules, and resolving `org/name[@revision]` wherever a module path is accepted.
+card, finding modules, and resolving `org/name[@revision]` to a local folder for every place
+that takes a module (`resolve_module`, called at the edges: modules/ itself reads folders only).
 
 A local registry (`--registry DIR` or $ADAPTERXL_REGISTRY) has the layout of Hub repos:
 `DIR/<org>/<name>/<revision>/...` (revision `main` unless given). Pulled modules live in
@@ -110,12 +111,6 @@ def _hub_errors() -> tuple[type[BaseException], ...]:
 
 
 # ---- safety and integrity -------------------------------------------------------------------
-def _safe_name(name: str) -> bool:
-    parts = Path(name).parts
-    return bool(parts) and not Path(name).is_absolute() and "\\" not in name and all(
-        p not in ("..", ".", "") for p in parts) and len(parts) == len(name.split("/"))
-
-
 def check_tree(root: Path, what: str) -> list[str]:
     """The files under `root` (relative posix paths); refuses symlinks, special files and
     anything that resolves outside `root`."""
@@ -139,41 +134,6 @@ def check_tree(root: Path, what: str) -> list[str]:
     return sorted(files)
 
 
-def verify_module_tree(root: Path, what: str) -> None:
-    """Every weights file of the module at `root` and of its stack/ and fused/ copies exists
-    and has the sha256 its manifest records; file names cannot leave the folder."""
-    from .modules.store import FUSED, STACK, WEIGHTS, open_module, sha256
-
-    mod = open_module(root)
-    files = mod.manifest.get("files")
-    if not isinstance(files, dict) or WEIGHTS not in files:
-        raise AdapterxlError(f"{what}: the manifest lists no checksums for its weights; "
-                             f"refused")
-    for name, expected in files.items():
-        if not isinstance(name, str) or not _safe_name(name) or "/" in name:
-            raise AdapterxlError(f"{what}: the manifest names the file {name!r}, a path that "
-                                 f"would leave the module folder; refused")
-        path = Path(root) / name
-        if not path.is_file():
-            raise AdapterxlError(f"{what}: {name} is missing")
-        if sha256(path) != expected:
-            raise AdapterxlError(f"{what}: {name} does not match the sha256 in its manifest "
-                                 f"(tampered or truncated)")
-    for folder, key in ((STACK, "stack"), (FUSED, "fused")):
-        entries = mod.manifest.get(key) or []
-        dirs = sorted((Path(root) / folder).iterdir()) if (Path(root) / folder).is_dir() else []
-        if len(dirs) != len(entries):
-            raise AdapterxlError(f"{what}: the manifest lists {len(entries)} {key} modules but "
-                                 f"{folder}/ holds {len(dirs)}")
-        for entry, sub in zip(entries, dirs):
-            inner = f"{what} {folder}/{sub.name}"
-            verify_module_tree(sub, inner)
-            copy = open_module(sub)
-            if entry.get("sha256") and copy.manifest["files"].get(WEIGHTS) != entry["sha256"]:
-                raise AdapterxlError(f"{inner}: {WEIGHTS} is not the module its parent's "
-                                     f"manifest records (sha256 differs)")
-
-
 def _check_safetensors(path: Path, what: str) -> None:
     """A file named .safetensors must parse as one (its sha256 matching proves only that it is
     what was uploaded)."""
@@ -191,11 +151,12 @@ def _check_safetensors(path: Path, what: str) -> None:
 
 def _check_pulled(root: Path, what: str) -> str:
     """Checks a downloaded folder; returns its kind: "module" or "foreign"."""
-    from .modules.store import MANIFEST
+    from .modules.store import MANIFEST, open_module
 
     files = check_tree(root, what)
     if (root / MANIFEST).is_file():
-        verify_module_tree(root, what)
+        # every weights file, of the module and of its stack/ and fused/ copies
+        open_module(root).verify(deep=True, label=what)
         kind = "module"
     elif (root / FOREIGN_MARKER).is_file():
         kind = "foreign"
@@ -265,25 +226,50 @@ def pull(spec: str, registry: str | os.PathLike | None = None) -> Path:
     return target
 
 
-def resolve_module(spec: str) -> Path:
-    """The local folder of Hub module `spec` (`org/name[@revision]`), pulled on first use
-    from $ADAPTERXL_REGISTRY or the Hub. Used by open_module for ids that are not local
-    paths."""
+def resolve_module(ref) -> Path:
+    """The local folder of the module `ref`, for `open_module`: a folder as it is; a Hub id
+    `org/name[@revision]` that is not a local path, pulled on first use from
+    $ADAPTERXL_REGISTRY or the Hub. Anything else comes back as a path, which open_module
+    then reports missing. Every place that takes a module (the edges: CLI, API, training,
+    evaluation) resolves it here."""
     from .modules.store import MANIFEST
 
+    spec, path = str(ref), Path(ref)
+    # `runs/mnlii` is Hub id syntax too; when its parent folder exists here, it is a
+    # mistyped local path, not an org on the Hub.
+    local = path.parent.is_dir() and str(path.parent) not in (".", "")
+    if path.is_dir() or local or not is_hub_id(spec):
+        return path
     repo_id, revision = parse_spec(spec)
-    local = cache_dir(repo_id, revision)
-    if not (local / MANIFEST).is_file() and not (local / FOREIGN_MARKER).is_file():
+    found = cache_dir(repo_id, revision)
+    if not (found / MANIFEST).is_file() and not (found / FOREIGN_MARKER).is_file():
         try:
-            local = pull(spec)
+            found = pull(spec)
         except AdapterxlError as e:
             raise AdapterxlError(f"module directory {spec!r} does not exist, and as a Hub id "
                                  f"it cannot be used: {e}") from e
-    if not (local / MANIFEST).is_file():
+    if not (found / MANIFEST).is_file():
         raise AdapterxlError(f"{spec} is an adapter in PEFT/adapters format, not an adapterxl "
                              f"module: convert it with `adapterxl import {spec} -o DIR "
                              f"--model BACKBONE` and use DIR")
-    return local
+    return found
+
+
+def import_module(source, output, registry: str | os.PathLike | None = None,
+                  overwrite: bool = False, **options):
+    """`adapterxl import`: convert an adapter in PEFT or adapters format into an adapterxl
+    module at `output` (see modules.export.import_module for `options`). `source` is a
+    folder, or a Hub / registry id `org/name[@revision]`, pulled first."""
+    from .modules.export import import_module as convert
+    from .modules.store import check_output
+
+    check_output(output, [source], overwrite)  # before a pull: nothing is fetched in vain
+    folder = Path(source)
+    if not folder.is_dir():
+        if not is_hub_id(str(source)):
+            raise AdapterxlError(f"adapter directory {str(source)!r} does not exist")
+        folder = pull(str(source), registry)
+    return convert(folder, output, overwrite=overwrite, origin=str(source), **options)
 
 
 # ---- the model card -------------------------------------------------------------------------
@@ -357,24 +343,24 @@ def model_card(module, repo_id: str, license: str | None = None, also: tuple = (
 
     from .modules.store import open_module
 
-    mod = open_module(module) if not hasattr(module, "manifest") else module
+    mod = open_module(resolve_module(module)) if not hasattr(module, "manifest") else module
     m = mod.manifest
-    backbone = m["backbone"]["id"]
-    tasks = m.get("tasks") or [m["task"]]
-    fmt = m.get("format") or "unknown"
+    backbone = m.backbone["id"]
+    tasks = m.all_tasks
+    fmt = m.format or "unknown"
     results = _eval_results(mod)
     languages = list(dict.fromkeys(lang for r in results for lang in r["per_language"]))
-    languages = languages or [lang for lang in m.get("languages") or [] if lang]
+    languages = languages or [lang for lang in m.languages or [] if lang]
     evals = []
     rows = []  # (task, language, split, {metric: value})
     for r in results:
         for lang, values in r["per_language"].items():
-            rows.append((r.get("task", m["task"]), lang, r.get("split", "test"), _numbers(values)))
-    if not rows and m.get("metrics", {}).get("dev") and len(tasks) == 1:
-        dev = _numbers(m["metrics"]["dev"])
+            rows.append((r.get("task", m.task), lang, r.get("split", "test"), _numbers(values)))
+    if not rows and (m.metrics or {}).get("dev") and len(tasks) == 1:
+        dev = _numbers(m.metrics["dev"])
         if dev:
-            rows.append((m["task"], (m.get("languages") or ["en"])[0], "validation", dev))
-    datasets = _datasets(m.get("data"))
+            rows.append((m.task, (m.languages or ["en"])[0], "validation", dev))
+    datasets = _datasets(m.data)
     for task, lang, split, values in rows:
         dataset, config, hub_split = _hub_dataset(task, split, lang)
         for metric, value in values.items():
@@ -382,9 +368,9 @@ def model_card(module, repo_id: str, license: str | None = None, also: tuple = (
                 task_type=_TASK_TYPES.get(fmt, "other"), task_name=task,
                 dataset_type=dataset, dataset_name=f"{task} ({lang})", dataset_config=config,
                 dataset_split=hub_split, metric_type=metric, metric_value=round(value, 6)))
-    engine = m["method"].get("engine") or ""
-    tags = list(dict.fromkeys(["adapterxl", m["method"]["name"], *tasks, engine,
-                               *(["language-module"] if m.get("role") == "language" else [])]))
+    engine = m.method.engine or ""
+    tags = list(dict.fromkeys(["adapterxl", m.method.name, *tasks, engine,
+                               *(["language-module"] if m.role == "language" else [])]))
     data = ModelCardData(
         # Not "peft": adapterxl's own files are the module (`hub list` finds modules by this
         # name); the PEFT export, when uploaded, is in peft/ and the body shows how to load it.
@@ -394,55 +380,55 @@ def model_card(module, repo_id: str, license: str | None = None, also: tuple = (
         language=languages or None, datasets=datasets or None,
         model_name=repo_id.split("/")[-1] if evals else None,
         eval_results=evals or None,
-        adapterxl={"task": m["task"], "method": m["method"]["name"], "engine": engine,
-                   "role": m.get("role", "task"), "kind": m.get("kind", "module"),
-                   "backbone": backbone, "fingerprint": m["backbone"].get("fingerprint")},
+        adapterxl={"task": m.task, "method": m.method.name, "engine": engine,
+                   "role": m.role, "kind": m.kind,
+                   "backbone": backbone, "fingerprint": m.backbone.get("fingerprint")},
     )
     return ModelCard(f"---\n{data.to_yaml()}\n---\n{_card_body(mod, repo_id, rows, also)}")
 
 
 def _card_body(mod, repo_id: str, rows, also: tuple = ()) -> str:
     m = mod.manifest
-    backbone = m["backbone"]["id"]
-    method = m["method"]
-    what = ("language module (MAD-X)" if m.get("role") == "language"
-            else "fusion" if m.get("kind") == "fusion" else "module")
+    backbone = m.backbone["id"]
+    language = m.role == "language"
+    what = ("language module (MAD-X)" if language
+            else "fusion" if m.kind == "fusion" else "module")
     lines = [f"# {repo_id}", "",
              f"An adapterxl {what} for "
-             f"**{m['task']}** on the frozen backbone `{backbone}`: method `{method['name']}` "
-             f"(built with the `{method.get('engine', '?')}` library). The backbone's weights "
+             f"**{m.task}** on the frozen backbone `{backbone}`: method `{m.method.name}` "
+             f"(built with the `{m.method.engine or '?'}` library). The backbone's weights "
              f"are not included; adapterxl refuses to use the module on other weights "
-             f"(fingerprint `{m['backbone'].get('fingerprint')}`).", ""]
-    lower = m.get("stack") or []
+             f"(fingerprint `{m.backbone.get('fingerprint')}`).", ""]
+    lower = m.stack
     if lower:
         lines += ["Stacked on (bottom first; full copies are included in `stack/`):", ""]
         lines += [f"- `{e['name']}` ({e.get('task')}, {e.get('method')})" for e in lower]
         lines.append("")
-    if m.get("fused"):
-        lines += ["Fuses: " + ", ".join(f"`{e['name']}`" for e in m["fused"]), ""]
+    if m.fused:
+        lines += ["Fuses: " + ", ".join(f"`{e['name']}`" for e in m.fused), ""]
     model = backbone
     lines += ["## Use it", "", "```bash"]
-    if m.get("role") == "language":
+    if language:
         lines.append(f"adapterxl train-target --task xnli --model {model} "
                      f"--lang-module {repo_id} -o runs/xnli")
     else:
         lines.append(f"adapterxl train-target --task xnli --model {model} --stack {repo_id} "
                      f"-o runs/xnli")
-        if m["task"] != "unknown":
-            lines.append(f"adapterxl evaluate --task {m['task']} --module {repo_id} "
+        if m.task != "unknown":
+            lines.append(f"adapterxl evaluate --task {m.task} --module {repo_id} "
                          f"--languages all")
     lines += ["```", "", f"(`adapterxl pull {repo_id}` downloads and verifies it first; any "
               f"place that takes a module directory also takes `{repo_id}`.)", ""]
-    if m.get("role") != "language" and m.get("head") is not None:
+    if not language and m.head is not None:
         lines += ["From Python:", "", "```python", "import adapterxl", "",
                   f"adapterxl.predict({repo_id!r}, [\"Ein Beispielsatz.\"], language=\"de\")",
                   "```", ""]
     lines += _foreign_usage(backbone, repo_id, also)
     lines += [
               "## Training configuration", "", "```json",
-              json.dumps({"method": method, "hyperparameters": m.get("hyperparameters"),
-                          "data": m.get("data"), "seed": m.get("seed"),
-                          "versions": m.get("versions")}, indent=2, ensure_ascii=False),
+              json.dumps({"method": m.method.to_json(), "hyperparameters": m.hyperparameters,
+                          "data": m.data, "seed": m.seed, "versions": m.versions},
+                         indent=2, ensure_ascii=False),
               "```", ""]
     if rows:
         metrics = list(dict.fromkeys(k for *_, values in rows for k in values))
@@ -516,8 +502,8 @@ def push(module, repo: str, private: bool = False, revision: str | None = None,
     revision = revision or default_revision
     if not is_hub_id(f"{repo_id}@{revision}"):
         raise AdapterxlError(f"{revision!r} is not a valid revision (branch) name")
-    mod = open_module(module)
-    verify_module_tree(mod.path, f"module {mod.path}")  # never publish a corrupted module
+    mod = open_module(resolve_module(module))
+    mod.verify(deep=True)  # never publish a corrupted module
     where = _where(repo_id, revision)
     retry = (f"the local module {mod.path} is unchanged; retry with `adapterxl push {mod.path} "
              f"--repo {repo_id}" + (f" --revision {revision}" if revision != DEFAULT_REVISION

@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import platform
 import random
 import signal
 import sys
@@ -31,14 +30,16 @@ from . import _io, checkpoint, logs, preemption, tracking
 from . import lock as locks
 from .settings import TrainConfig  # noqa: F401 - declared with its settings, used here
 from .backbone import Backbone, load_backbone
+from ._version import versions
 from .errors import AdapterxlError
 from .scoring import metrics
 from .formats import Format, get_format, predict
 from .heads import head_config
+from .hub import resolve_module
 from . import memory
-from .modules import (Fusion, assemble, common_lower, get_method, method_config, open_module,
-                      save_module)
-from .modules.store import check_output, verify
+from .modules import (Fusion, Manifest, MethodSpec, assemble, common_lower, get_method,
+                      method_config, open_module, save_module)
+from .modules.store import check_output
 from .data.mixture import TaskStream, task_probabilities
 from .data.preprocess import loader
 from .data.download import provenance
@@ -60,22 +61,6 @@ def set_seed(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-
-
-def versions() -> dict:
-    import importlib.metadata as md
-
-    from . import __version__
-
-    # adapterxl's own version from the code that runs (installed metadata may be another copy's)
-    out = {"python": platform.python_version(), "adapterxl": __version__}
-    for pkg in ("torch", "transformers", "peft", "bitsandbytes",
-                "accelerate", "datasets"):
-        try:
-            out[pkg] = md.version(pkg)
-        except md.PackageNotFoundError:
-            out[pkg] = None
-    return out
 
 
 def _tasks(cfg: TrainConfig) -> list[Task]:
@@ -151,15 +136,15 @@ def _resolve(cfg: TrainConfig):
         raise AdapterxlError("--fuse needs at least two modules")
     lower = []
     for path in cfg.stack:
-        lower += open_module(path).chain()
-    init_from = open_module(cfg.init_from) if cfg.init_from else None
+        lower += open_module(resolve_module(path)).chain()
+    init_from = open_module(resolve_module(cfg.init_from)) if cfg.init_from else None
     if init_from is not None:
         lower = init_from.lower()
-    fuse = [open_module(p) for p in cfg.fuse]
+    fuse = [open_module(resolve_module(p)) for p in cfg.fuse]
     if fuse:
         lower = common_lower(fuse)
     if cfg.lang_module:
-        lang = open_module(cfg.lang_module)
+        lang = open_module(resolve_module(cfg.lang_module))
         if lang.role != "language":
             raise AdapterxlError(f"--lang-module {lang.path} is not a language module (it was "
                                  f"trained on {lang.manifest['task']}); train one with "
@@ -185,7 +170,7 @@ def _resolve(cfg: TrainConfig):
                        else cfg.max_length),
     }
     for mod in lower + fuse + ([init_from] if init_from else []):
-        verify(mod)  # before training: a damaged module would be copied into the new one
+        mod.verify()  # before training: a damaged module would be copied into the new one
     below = [m for m in lower + fuse + ([init_from] if init_from else [])
              if m.role != "language"]
     warnings = [w for task in tasks for m in below
@@ -741,60 +726,61 @@ def _data_source(cfg, task, given: tuple | None = None) -> dict:
 
 
 def _manifest(cfg, data: dict[str, _TaskData], model, top, hp, init_from, result,
-              rows: dict | None = None) -> dict:
+              rows: dict | None = None) -> Manifest:
     rows = rows or {}
     names = list(data)
     first = data[names[0]]
     language = first.task.format == "mlm"
-    name = f"lang-{first.task.train_language}" if language else "+".join(names)
     if isinstance(top, Fusion):
-        method = {"name": "fusion", "engine": top.engine,
-                  "config": {"members": len(top.members),
-                             "kind": ("AdapterFusion (dynamic)" if top.engine == "bottleneck"
-                                      else "learned weighted combination")}}
+        method = MethodSpec("fusion", {"members": len(top.members),
+                                       "kind": ("AdapterFusion (dynamic)"
+                                                if top.engine == "bottleneck"
+                                                else "learned weighted combination")},
+                            top.engine)
     else:
-        method = {"name": top.method, "engine": get_method(top.method).engine,
-                  "config": method_config(top.method, top.config)}
+        method = MethodSpec(top.method, method_config(top.method, top.config),
+                            get_method(top.method).engine)
     dev = result["dev_metrics"]
-    manifest = {
-        "name": name,
-        "kind": "fusion" if isinstance(top, Fusion) else "module",
-        "role": "language" if language else "task",
-        "task": "+".join(names),
-        "format": first.task.format,
-        "labels": [] if language else list(first.labels),
-        "languages": [first.task.train_language],
-        "backbone": model.backbone.describe(),
-        "method": method,
-        "head": model.head_configs[names[0]],
-        "init_from": None if init_from is None else {
-            "name": init_from.name, "task": init_from.manifest["task"],
-            "path": str(init_from.path.resolve()),
-            "sha256": init_from.manifest.get("files", {}).get("module.safetensors")},
-        "data": _data_source(cfg, first.task, rows.get(first.task.name)),
-        "hyperparameters": {**{k: v for k, v in asdict(cfg).items()
-                               if k not in ("task", "output", "model", "stack", "init_from",
-                                            "fuse", "lang_module", "data", "data_dir", "force",
-                                            "resume", "checkpoint_every", "text", "dataset",
-                                            "columns", "dev_split", "overwrite",
-                                            "allow_pickle", "report_to", "logging_steps",
-                                            "tracking_dir", "tracking_project",
-                                            "language")}, **hp},
-        "seed": cfg.seed,
-        "metrics": {"dev": ({first.task.metric: result["dev"], **dev} if len(names) == 1
-                            else {"mean": result["dev"], **dev}),
-                    "best_step": result["best_step"], "steps": result["steps"]},
-        "versions": versions(),
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-    }
-    if len(names) > 1:
-        manifest["tasks"] = names
-        manifest["heads"] = {n: model.head_configs[n] for n in names}
-        manifest["task_labels"] = {n: list(d.labels) for n, d in data.items()}
-        manifest["formats"] = {n: d.task.format for n, d in data.items()}
-        manifest["data"] = {n: _data_source(cfg, d.task, rows.get(n)) for n, d in data.items()}
-        manifest["sampling"] = result["sampling"]
-    return manifest
+    multi = len(names) > 1
+    return Manifest(
+        name=f"lang-{first.task.train_language}" if language else "+".join(names),
+        kind="fusion" if isinstance(top, Fusion) else "module",
+        role="language" if language else "task",
+        task="+".join(names),
+        format=first.task.format,
+        labels=[] if language else list(first.labels),
+        languages=[first.task.train_language],
+        backbone=model.backbone.describe(),
+        method=method,
+        head=model.head_configs[names[0]],
+        init_from=None if init_from is None else {
+            "name": init_from.name, "task": init_from.manifest.task,
+            "path": str(init_from.path.resolve()), "sha256": init_from.sha256},
+        data=({n: _data_source(cfg, d.task, rows.get(n)) for n, d in data.items()} if multi
+              else _data_source(cfg, first.task, rows.get(first.task.name))),
+        hyperparameters={**_hyperparameters(cfg), **hp},
+        seed=cfg.seed,
+        metrics={"dev": ({"mean": result["dev"], **dev} if multi
+                         else {first.task.metric: result["dev"], **dev}),
+                 "best_step": result["best_step"], "steps": result["steps"]},
+        versions=versions(),
+        created=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        tasks=names if multi else None,
+        heads={n: model.head_configs[n] for n in names} if multi else None,
+        task_labels={n: list(d.labels) for n, d in data.items()} if multi else None,
+        formats={n: d.task.format for n, d in data.items()} if multi else None,
+        sampling=result["sampling"] if multi else None)
+
+
+def _hyperparameters(cfg) -> dict:
+    """The settings a module records as how it was trained (not where its inputs and outputs
+    are, nor how the run was driven)."""
+    return {k: v for k, v in asdict(cfg).items()
+            if k not in ("task", "output", "model", "stack", "init_from", "fuse", "lang_module",
+                         "data", "data_dir", "force", "resume", "checkpoint_every", "text",
+                         "dataset", "columns", "dev_split", "overwrite", "allow_pickle",
+                         "report_to", "logging_steps", "tracking_dir", "tracking_project",
+                         "language")}
 
 
 class _CallableModule(types.ModuleType):

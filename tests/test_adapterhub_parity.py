@@ -9,7 +9,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from adapterxl.modules import _bottleneck
+from adapterxl.modules import _adapterhub, _bottleneck
 
 HERE = Path(__file__).parent / "fixtures" / "adapterhub"
 RECORD = json.loads((HERE / "expected.json").read_text())
@@ -53,7 +53,7 @@ def test_parity_with_adapterhub(key):
     before = set(dict(model.named_parameters()))
     for name in names:
         config = json.loads((case_dir / name / "adapter_config.json").read_text())
-        method, ours = _bottleneck.from_adapterhub(config["config"])
+        method, ours = _adapterhub.from_adapterhub(config["config"])
         engine.add(name, method, ours)
         _load(model, load_file(case_dir / name / "adapter.safetensors"))
     if (case_dir / "shared_parameters.safetensors").exists():

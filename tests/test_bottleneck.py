@@ -6,7 +6,7 @@ import torch
 
 from adapterxl.errors import AdapterxlError
 from adapterxl.heads import head_config
-from adapterxl.modules import ModularModel, _bottleneck
+from adapterxl.modules import ModularModel, _adapterhub, _bottleneck
 from conftest import batch, fails
 
 
@@ -52,21 +52,21 @@ def test_fusion_regulariser_is_added_to_the_training_loss(tiny):
                                     "seq_bn_inv"])
 def test_adapterhub_config_round_trip(method):
     config = {"reduction_factor": 8, "non_linearity": "gelu"}
-    method_back, config_back = _bottleneck.from_adapterhub(
-        _bottleneck.to_adapterhub(method, config))
+    method_back, config_back = _adapterhub.from_adapterhub(
+        _adapterhub.to_adapterhub(method, config))
     assert method_back == method
     assert {k: config_back[k] for k in config} == config
 
 
 def test_adapterhub_config_the_engine_does_not_compute_is_refused():
-    config = _bottleneck.to_adapterhub("seq_bn", {})
+    config = _adapterhub.to_adapterhub("seq_bn", {})
     with pytest.raises(AdapterxlError, match="use_gating"):
-        _bottleneck.from_adapterhub(dict(config, use_gating=True))
+        _adapterhub.from_adapterhub(dict(config, use_gating=True))
     with pytest.raises(AdapterxlError, match="residual_before_ln must be true or false"):
-        method, ours = _bottleneck.from_adapterhub(dict(config, residual_before_ln="post_add"))
+        method, ours = _adapterhub.from_adapterhub(dict(config, residual_before_ln="post_add"))
         _bottleneck.full_config(method, ours)
     with pytest.raises(AdapterxlError, match="matches none"):
-        _bottleneck.from_adapterhub(dict(config, mh_adapter=True, original_ln_before=True,
+        _adapterhub.from_adapterhub(dict(config, mh_adapter=True, original_ln_before=True,
                                          is_parallel=True))
 
 

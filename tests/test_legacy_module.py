@@ -34,7 +34,7 @@ def test_legacy_module_same_logits(name):
 
 
 def test_legacy_module_reports_the_engine_that_runs_it():
-    from adapterxl.modules.inspect import inspect_module
+    from adapterxl.evaluation.fusion import inspect_module
 
     nodes = inspect_module(str(HERE / "stack"))["composition"]
     assert [n["method"] for n in nodes] == ["seq_bn_inv", "seq_bn"]

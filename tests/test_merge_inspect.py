@@ -7,7 +7,8 @@ import torch
 
 from adapterxl.backbone import load_backbone
 from adapterxl.modules import ModularModel, install, load_for_inference, open_module
-from adapterxl.modules.inspect import format_inspection, inspect_module
+from adapterxl.evaluation.fusion import inspect_module
+from adapterxl.modules.inspect import format_inspection
 from adapterxl.modules.merge import merge_modules
 from conftest import batch, cli, fails, quick
 

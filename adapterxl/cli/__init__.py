@@ -9,7 +9,7 @@ import sys
 
 import click
 
-from .. import __version__
+from .._version import __version__
 from ..errors import AdapterxlError
 from ..logs import log_error
 

@@ -73,9 +73,10 @@ def register(main: click.Group) -> None:
     @click.option("--overwrite", is_flag=True, help="Replace an earlier export at --output.")
     def export_cmd(module, fmt, output, overwrite):
         """Write a module in PEFT's or the adapters library's format (head beside it)."""
+        from ..hub import resolve_module
         from ..modules.export import export_module
 
-        out = export_module(module, fmt, output, overwrite=overwrite)
+        out = export_module(resolve_module(module), fmt, output, overwrite=overwrite)
         click.echo(f"exported {module} ({fmt} format) to {out}")
 
     @main.command("import")
@@ -94,7 +95,7 @@ def register(main: click.Group) -> None:
     @click.option("--overwrite", is_flag=True, help="Replace an existing module at --output.")
     def import_cmd(source, output, **kw):
         """Convert a PEFT or adapters adapter into an adapterxl module."""
-        from ..modules.export import import_module
+        from ..hub import import_module
 
         mod = import_module(source, output, **kw)
         click.echo(f"imported {source} as {mod.path} ({mod.method}, "

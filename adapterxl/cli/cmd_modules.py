@@ -36,9 +36,11 @@ def register(main: click.Group) -> None:
         """Merge modules into one: a weighted parameter average for bottleneck modules and
         IA3, an exact sum of the weighted updates for LoRA (ranks concatenated). DoRA is
         refused."""
+        from ..hub import resolve_module
         from ..modules.merge import merge_modules
 
-        merged = merge_modules(csv(modules), output, _floats(weights), name=name,
+        merged = merge_modules([resolve_module(m) for m in csv(modules)], output,
+                               _floats(weights), name=name,
                                overwrite=overwrite)
         parts = " + ".join(f"{m['weight']:g} × {m['name']}"
                            for m in merged.manifest["merged_from"])
@@ -62,7 +64,8 @@ def register(main: click.Group) -> None:
     def inspect_cmd(module, as_json, **kw):
         """What a module holds: its stack bottom first, fusion members, parameter counts,
         heads, metrics, and for a fusion the weight each member gets."""
-        from ..modules.inspect import format_inspection, inspect_module
+        from ..evaluation.fusion import inspect_module
+        from ..modules.inspect import format_inspection
 
         result = inspect_module(module, **kw)
         click.echo(json.dumps(result, indent=2) if as_json else format_inspection(result))

@@ -102,12 +102,13 @@ def evaluate(task: str, module: str, languages="all", data: str | None = None, d
     resamples; 0 turns it off)."""
     import datetime
 
-    from ..train import versions
+    from .._version import versions
     from ..scoring import bootstrap as boot
     from ..backbone import load_backbone
     from ..data.sources import available_languages, load_split
     from ..formats import get_format, predict
     from ..formats.retrieval import default_layer
+    from ..hub import resolve_module
     from ..modules import load_for_inference, open_module
     from ..tasks import check_split, get_task
     from ..scoring import metrics
@@ -121,7 +122,7 @@ def evaluate(task: str, module: str, languages="all", data: str | None = None, d
               "batch_size": batch_size, "max_length": max_length, "max_examples": max_examples,
               "force": force, "layer": layer, "suite": suite, "lang_modules": lang_modules,
               "bootstrap": bootstrap}
-    mod = open_module(module)
+    mod = open_module(resolve_module(module))
     if data is None and data_dir is None:
         data, data_dir = default_source(mod, task)
     data = data or "hf"
@@ -234,7 +235,7 @@ def _sources(task, split: str, lang: str, data: str, data_dir) -> dict:
         return {"source": "hf", "hub": provenance(task, split, lang)}
     if kind == "local":
         return {"source": "local", "dir": str(Path(data_dir).resolve())}
-    from .. import __version__
+    from .._version import __version__
 
     return {"source": "samples", "adapterxl": __version__}
 

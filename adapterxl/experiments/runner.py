@@ -303,7 +303,7 @@ def _duration(seconds: float) -> str:
 
 def _run(recipe: Recipe, cells, selected, run_dir: Path, cache: ModuleCache, part, budget,
          echo) -> dict:
-    from ..train import versions
+    from .._version import versions
 
     store = Store(run_dir / "store.sqlite")
     try:

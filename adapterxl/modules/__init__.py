@@ -5,17 +5,18 @@ from __future__ import annotations
 from ..backbone import Backbone
 from ..errors import AdapterxlError
 from .methods import METHODS, get_method, method_config
+from .manifest import Manifest, MethodSpec
 from .model import Fusion, ModularModel, Slot
 from .store import ModuleDir, open_module, save_module
 
-__all__ = ["METHODS", "Fusion", "ModularModel", "ModuleDir", "Slot", "assemble",
-           "check_compatible", "common_lower", "get_method", "install", "method_config",
-           "open_module", "save_module", "load_for_inference"]
+__all__ = ["METHODS", "Fusion", "Manifest", "MethodSpec", "ModularModel", "ModuleDir", "Slot",
+           "assemble", "check_compatible", "common_lower", "get_method", "install",
+           "method_config", "open_module", "save_module", "load_for_inference"]
 
 
 def check_compatible(backbone: Backbone, module: ModuleDir, force: bool = False) -> None:
     """Refuse a module trained on other backbone weights, naming both."""
-    theirs = module.manifest["backbone"]
+    theirs = module.manifest.backbone
     if theirs.get("hidden_size") not in (None, backbone.hidden_size):
         raise AdapterxlError(
             f"module {module.path} has hidden size {theirs['hidden_size']} "
@@ -54,7 +55,7 @@ def common_lower(members: list[ModuleDir]) -> list[ModuleDir]:
     """The chain the modules to fuse were all trained on (e.g. a language module); they must
     share it, since a fusion sits on one stack."""
     def key(mod):
-        return [m.manifest.get("files", {}).get("module.safetensors") for m in mod.lower()]
+        return [m.sha256 for m in mod.lower()]
 
     for mod in members:
         if mod.kind == "fusion":

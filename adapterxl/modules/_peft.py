@@ -1,24 +1,42 @@
-"""Engine: PEFT (LoRA, DoRA, IA3). Private to modules/. Several active PEFT adapters are
-additive: W·x + ΔW_a·x + ΔW_b·x, which is what stacking means for LoRA in adapterxl."""
+"""Engine: PEFT (LoRA, DoRA, IA3), and PEFT's file format (export and import). Private to
+modules/. Several active PEFT adapters are additive: W·x + ΔW_a·x + ΔW_b·x, which is what
+stacking means for LoRA in adapterxl."""
 from __future__ import annotations
+
+import re
 
 import torch
 from torch import nn
 
 from ..errors import AdapterxlError
+from .methods import PLACEHOLDER, strip_wrapper
+
+# PEFT's saved key prefix (PeftModel wraps the base model twice).
+PREFIX = "base_model.model."
+# PEFT parameter groups, followed by the adapter name in the live model's parameter names.
+PARTS = ("lora_A", "lora_B", "lora_magnitude_vector", "ia3_l")
 
 
-def _config(method: str, config: dict, model_type: str):
+def _config(method: str, config: dict, model_type: str, targets: list[str] | None = None,
+            base: str | None = None):
+    """PEFT's config for a module: its matrices as one regex over module names (to inject
+    it), or, in an export, the module names it adapts (`targets`) and the base model id."""
     from peft import IA3Config, LoraConfig
 
-    from ..architectures import ia3_feedforward, peft_targets
+    from ..architectures import ia3_feedforward, matrices, peft_targets
 
+    if targets is None:
+        targets = peft_targets(model_type, config["matrices"])
+        feedforward = ia3_feedforward(model_type, config["matrices"])
+    else:
+        ffn = re.compile(matrices(model_type)["ffn_out"])
+        feedforward = [t for t in targets if ffn.fullmatch(t)]
     if method == "ia3":
-        return IA3Config(target_modules=peft_targets(model_type, config["matrices"]),
-                         feedforward_modules=ia3_feedforward(model_type, config["matrices"]))
+        return IA3Config(target_modules=targets, feedforward_modules=feedforward,
+                         base_model_name_or_path=base)
     return LoraConfig(r=config["r"], lora_alpha=config["alpha"], lora_dropout=config["dropout"],
-                      target_modules=peft_targets(model_type, config["matrices"]),
-                      use_dora=method == "dora")
+                      target_modules=targets, use_dora=method == "dora",
+                      base_model_name_or_path=base)
 
 
 def add(model: nn.Module, slot: str, method: str, config: dict, model_type: str, handle):
@@ -71,3 +89,92 @@ class LoraFusion(nn.Module):
     def weights(self) -> torch.Tensor:
         """[sites, members] combination weights."""
         return self.logits.detach().float().softmax(-1)
+
+
+# ---- PEFT's file format ---------------------------------------------------------------------
+def export_files(method: str, config: dict, model_type: str, base: str,
+                 weights: dict) -> tuple:
+    """(PEFT config, tensors under PEFT's key names) of a module, for
+    `PeftModel.from_pretrained(AutoModel.from_pretrained(base), DIR)`; the config names the
+    real target modules."""
+    peft_config = _config(method, config, model_type, _targets(weights), base)
+    peft_config.inference_mode = True
+    return peft_config, {_peft_key(k): v.contiguous() for k, v in weights.items()}
+
+
+def _peft_key(key: str) -> str:
+    parts = [p for p in key.split(".") if p != PLACEHOLDER]
+    if parts[-2:] == ["lora_magnitude_vector", "weight"]:
+        parts = parts[:-1]  # PEFT saves DoRA's magnitude without ".weight"
+    return PREFIX + ".".join(parts)
+
+
+def _targets(weights: dict) -> list[str]:
+    out = []
+    for key in weights:
+        parts = key.split(".")
+        for i, p in enumerate(parts):
+            if p in PARTS:
+                out.append(".".join(parts[:i]))
+                break
+    return sorted(set(out), key=natural)
+
+
+def natural(name: str):
+    """Sort key that orders layer 2 before layer 10."""
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name)]
+
+
+# PEFT options adapterxl has no equivalent for, with the value that means "not used".
+_UNSUPPORTED = (("rank_pattern", lambda v: not v), ("alpha_pattern", lambda v: not v),
+                ("use_rslora", lambda v: not v), ("bias", lambda v: v in (None, "none")),
+                ("lora_bias", lambda v: not v), ("modules_to_save", lambda v: not v),
+                ("layers_to_transform", lambda v: v is None),
+                ("fan_in_fan_out", lambda v: not v), ("target_parameters", lambda v: not v),
+                ("layer_replication", lambda v: not v))
+
+
+def import_files(config: dict, tensors: dict, backbone, source: str) -> tuple[str, dict, dict]:
+    """(method, method config, engine-neutral state) of a PEFT adapter (its
+    adapter_config.json and tensors) for `backbone`; refuses what adapterxl cannot represent."""
+    from ..architectures import matrices
+
+    kind = config.get("peft_type")
+    if kind not in ("LORA", "IA3"):
+        raise AdapterxlError(f"{source}: PEFT type {kind!r} cannot be imported (LORA, with "
+                             f"or without DoRA, and IA3 can)")
+    for key, unused in _UNSUPPORTED:
+        if not unused(config.get(key)):
+            raise AdapterxlError(f"{source}: PEFT option {key} = {config.get(key)!r} has no "
+                                 f"adapterxl equivalent")
+    linear = {n for n, m in backbone.model.named_modules() if isinstance(m, torch.nn.Linear)}
+    state, targets = {}, set()
+    for key, value in tensors.items():
+        key = key[len(PREFIX):] if key.startswith(PREFIX) else key
+        parts = key.split(".")
+        cut = next((i for i, p in enumerate(parts) if p in PARTS), None)
+        if cut is None:
+            raise AdapterxlError(f"{source}: unexpected tensor {key} (not a LoRA/IA3 weight)")
+        target = strip_wrapper(".".join(parts[:cut]), linear.__contains__)
+        if target is None:
+            raise AdapterxlError(f"{source}: {'.'.join(parts[:cut])} is not a linear layer of "
+                                 f"{backbone.id}")
+        rest = parts[cut + 1:] or ["weight"]  # DoRA's magnitude is saved without ".weight"
+        state[".".join([target, parts[cut], PLACEHOLDER, *rest])] = value
+        targets.add(target)
+    names = []
+    for logical, regex in matrices(backbone.model_type).items():
+        hit = {n for n in linear if re.fullmatch(regex, n)}
+        if hit and hit <= targets:
+            names.append(logical)
+            targets -= hit
+    if targets:
+        raise AdapterxlError(f"{source}: adapts {sorted(targets, key=natural)[0]} (and "
+                             f"{len(targets) - 1} more) without adapting all the layers' "
+                             f"matching projections; adapterxl modules adapt whole "
+                             f"projection kinds (q, k, v, o, ffn_in, ffn_out)")
+    if kind == "IA3":
+        return "ia3", {"matrices": names}, state
+    method = "dora" if config.get("use_dora") else "lora"
+    return method, {"r": config["r"], "alpha": config.get("lora_alpha", 8),
+                    "dropout": config.get("lora_dropout", 0.0), "matrices": names}, state

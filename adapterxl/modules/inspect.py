@@ -1,74 +1,70 @@
 """What a module directory holds: its composition (bottom first, fusion members as children),
-parameter counts, heads, backbone, metrics, and for a fusion the weight each member gets."""
+parameter counts, heads, backbone, metrics; and the text `adapterxl inspect` prints. The
+weight a fusion gives each member is measured in evaluation/fusion.py (it runs the model)."""
 from __future__ import annotations
 
 from ..errors import AdapterxlError
 from .methods import engine_name, get_method
-from .store import HEAD, WEIGHTS, ModuleDir, open_module, sha256
-
-SPLITS = ("validation", "test", "train")  # where inspect looks for data, in this order
+from .store import HEAD, WEIGHTS, ModuleDir, sha256
 
 
-def inspect_module(path: str, data: str | None = None, data_dir: str | None = None,
-                   task: str | None = None, language: str = "en", max_examples: int = 64,
-                   model: str | None = None) -> dict:
-    """A JSON-able description of the module at `path`:
+def describe(mod: ModuleDir) -> dict:
+    """A JSON-able description of a module, read from its folder alone (no backbone):
 
     - `composition`: the chain, bottom first; each node {name, task, role, method, engine,
-      config, parameters (counted from its safetensors file, no backbone needed), sha256,
-      intact (the file matches the manifest's sha256)}; a fusion node lists its members under
-      `children`.
+      config, parameters (counted from its safetensors file), sha256, intact (the file
+      matches the manifest's sha256)}; a fusion node lists its members under `children`.
     - `heads` {task: config}, `head_parameters`, `backbone`, `metrics`, `parameters` (total of
-      the modules and heads), `merged_from` for a merged module.
-    - for a fusion, `fusion_weights` {site: {member: average weight}} and `fusion_average`
-      {member: mean over sites}, and `fusion_data` saying what they were measured on.
-      AdapterFusion attends over the input, so its weights need data (`data` hf|samples or
-      `data_dir`): `max_examples` rows of `task` (default the fusion's own task) in
-      `language`; without data they are None. LoRA fusion weights are input-independent.
-      Either loads the backbone (`model`, default the module's own)."""
-    mod = open_module(path)
-    chain = mod.chain()
-    composition = [_node(m) for m in chain]
+      the modules and heads), `merged_from` (and `head_from`) for a merged module.
+
+    A fusion's weights need a model (and for AdapterFusion, data): evaluation.fusion adds
+    them."""
+    composition = [_node(m) for m in mod.chain()]
     head_params = _count(mod, HEAD)
+    m = mod.manifest
     result = {
         "name": mod.name,
         "path": str(mod.path),
         "kind": mod.kind,
-        "task": mod.manifest["task"],
-        "backbone": mod.manifest["backbone"],
+        "task": m.task,
+        "backbone": m.backbone,
         "composition": composition,
         "heads": mod.heads,
         "head_parameters": head_params,
         "parameters": sum(_total(n) for n in composition) + head_params,
-        "metrics": mod.manifest.get("metrics"),
+        "metrics": m.metrics,
     }
-    if mod.manifest.get("merged_from"):
-        result["merged_from"] = mod.manifest["merged_from"]
-        if mod.manifest.get("head_from"):
-            result["head_from"] = mod.manifest["head_from"]
-    if mod.kind == "fusion":
-        result.update(_fusion_weights(mod, data, data_dir, task, language, max_examples, model))
+    if m.merged_from:
+        result["merged_from"] = m.merged_from
+        if m.head_from:
+            result["head_from"] = m.head_from
     return result
 
 
 def _node(mod: ModuleDir) -> dict:
-    node = {"name": mod.name, "task": mod.manifest["task"], "role": mod.role,
+    node = {"name": mod.name, "task": mod.manifest.task, "role": mod.role,
             "kind": mod.kind, "method": mod.method,
             # the engine that runs it now (format-1 manifests recorded "adapters")
-            "engine": engine_name(mod.manifest["method"].get("engine") or _engine(mod)),
+            "engine": engine_name(mod.manifest.method.engine or fusion_engine(mod)),
             "config": mod.method_config, "parameters": _count(mod, WEIGHTS),
-            "sha256": mod.manifest.get("files", {}).get(WEIGHTS),
-            "intact": _intact(mod, WEIGHTS)}
+            "sha256": mod.sha256, "intact": _intact(mod, WEIGHTS)}
     if mod.kind == "fusion":
         node["children"] = [_node(m) for m in mod.fused()]
     return node
 
 
-def _engine(mod: ModuleDir) -> str | None:
+def fusion_engine(mod: ModuleDir) -> str | None:
+    """The engine of a module, or of a fusion's members."""
     if mod.kind == "fusion":
         members = mod.fused()
         return get_method(members[0].method).engine if members else None
     return get_method(mod.method).engine
+
+
+def member_names(mod: ModuleDir) -> list[str]:
+    """A fusion's members' names, numbered where two share one."""
+    names = [m.name for m in mod.fused()]
+    return [n if names.count(n) == 1 else f"{n}#{i}" for i, n in enumerate(names)]
 
 
 def _total(node: dict) -> int:
@@ -97,67 +93,8 @@ def _count(mod: ModuleDir, filename: str) -> int:
 
 
 def _intact(mod: ModuleDir, filename: str) -> bool | None:
-    expected = mod.manifest.get("files", {}).get(filename)
+    expected = mod.manifest.files.get(filename)
     return None if not expected else sha256(mod.path / filename) == expected
-
-
-def _member_names(mod: ModuleDir) -> list[str]:
-    names = [m.name for m in mod.fused()]
-    return [n if names.count(n) == 1 else f"{n}#{i}" for i, n in enumerate(names)]
-
-
-def _fusion_weights(mod: ModuleDir, data, data_dir, task, language, max_examples,
-                    model) -> dict:
-    from ..backbone import load_backbone
-    from . import load_for_inference
-
-    names = _member_names(mod)
-    engine = _engine(mod)
-    if engine == "bottleneck" and data is None and data_dir is None:
-        return {"fusion_weights": None, "fusion_average": None,
-                "fusion_data": "AdapterFusion's weights depend on the input: give data "
-                               "(--data samples|hf or --data-dir) to measure them"}
-    backbone = load_backbone(model or mod.manifest["backbone"]["id"])
-    net = load_for_inference(backbone, mod)
-    if engine == "bottleneck":
-        batches, described = _batches(mod, backbone, data or "hf", data_dir, task, language,
-                                      max_examples)
-        raw = net.fusion_weights(batches)
-    else:
-        raw, described = net.fusion_weights(), "learned (input-independent)"
-    sites = {site: {n: float(w) for n, w in zip(names, weights.tolist())}
-             for site, weights in raw.items()}
-    average = {n: sum(s[n] for s in sites.values()) / len(sites) for n in names} if sites \
-        else {}
-    return {"fusion_weights": sites, "fusion_average": average, "fusion_data": described}
-
-
-def _batches(mod: ModuleDir, backbone, data, data_dir, task, language, max_examples):
-    from ..data.preprocess import loader
-    from ..data.sources import available_languages, load_split
-    from ..formats import get_format
-    from ..tasks import get_task
-
-    name = task or (mod.manifest.get("tasks") or [mod.manifest["task"]])[0]
-    task_ = get_task(name)
-    fmt = get_format(task_.format)
-    if fmt.head is None or task_.format == "mlm":
-        raise AdapterxlError(f"inspect measures fusion weights on a task with labeled "
-                             f"examples; {name} is a {task_.format} task: pick one with --task")
-    split = next((s for s in SPLITS
-                  if language in available_languages(task_, s, data, data_dir)), None)
-    if split is None:
-        raise AdapterxlError(f"no {name} data in {language!r} (source: {data_dir or data}); "
-                             f"choose --task, --language or --data")
-    rows = load_split(task_, split, language, data=data, data_dir=data_dir,
-                      max_examples=max_examples)
-    max_length = task_.hyperparameters.get("max_length", 256)
-    features = fmt.encode(rows, backbone.tokenizer, max_length, False, task_)
-    device = backbone.device
-    dl = loader(features, backbone.tokenizer, 16, shuffle=False, device=device)
-    batches = [{k: v.to(device) for k, v in b.items() if k != "labels"} for b in dl]
-    return batches, (f"attention averaged over the tokens of {len(rows)} {name} {split} "
-                     f"examples in {language} ({data_dir or data})")
 
 
 # ---- text ----------------------------------------------------------------------------------

@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import math
 import time
+from dataclasses import replace
 
 import torch
 
 from ..errors import AdapterxlError
 from .methods import get_method, method_config
-from .store import WEIGHTS, ModuleDir, check_output, open_module, save_module
+from .store import ModuleDir, check_output, open_module, save_module
 
 # LoRA's rank (and alpha, see merge_modules) may differ between the modules merged.
 _LORA_FREE = ("r", "alpha")
@@ -77,26 +78,20 @@ def merge_modules(paths: list[str], output: str, weights: list[float] | None = N
         merged = _weighted_sum(tensors, weights)
 
     heads = [mod.head_weights() for mod in mods]
-    manifest = {k: v for k, v in first.manifest.items()
-                if k not in ("metrics", "files", "stack", "stacked_on", "fused",
-                             "format_version", "head_from")}
-    if all(_head_key(mod) == _head_key(first) for mod in mods) and all(
-            _shapes(h) == _shapes(heads[0]) for h in heads):
-        head = _weighted_sum(heads, weights)
-    else:
-        head = heads[0]
-        manifest["head_from"] = first.name
-    manifest.update(
+    same_heads = all(_head_key(mod) == _head_key(first) for mod in mods) and all(
+        _shapes(h) == _shapes(heads[0]) for h in heads)
+    head = _weighted_sum(heads, weights) if same_heads else heads[0]
+    # The first module's description, less what was measured on it or is about its files.
+    manifest = first.manifest.replace(
         name=name or "merge-" + "+".join(mod.name for mod in mods),
         kind="module",
-        method=dict(first.manifest["method"], config=config),
-        init_from=None,
-        merged_from=[{"name": mod.name, "task": mod.manifest["task"],
-                      "path": str(mod.path.resolve()),
-                      "sha256": mod.manifest.get("files", {}).get(WEIGHTS), "weight": w}
+        method=replace(first.manifest.method, config=config),
+        init_from=None, metrics=None, head_from=None if same_heads else first.name,
+        merged_from=[{"name": mod.name, "task": mod.manifest.task,
+                      "path": str(mod.path.resolve()), "sha256": mod.sha256, "weight": w}
                      for mod, w in zip(mods, weights)],
         created=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-    )
+        files={}, stack=[], stacked_on=[], fused=None)
     return save_module(output, manifest, merged, head, lower)
 
 
@@ -139,7 +134,7 @@ def _check(mods: list[ModuleDir]) -> None:
             key = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))[0]
             raise AdapterxlError(f"cannot merge {mod.path}: its {first.method} config has "
                                  f"{key}={b.get(key)!r}, {first.path} has {key}={a.get(key)!r}")
-        fa, fb = first.manifest["backbone"], mod.manifest["backbone"]
+        fa, fb = first.manifest.backbone, mod.manifest.backbone
         if fa.get("fingerprint") != fb.get("fingerprint"):
             raise AdapterxlError(f"cannot merge {mod.path}: it was trained on {fb.get('id')} "
                                  f"(fingerprint {fb.get('fingerprint')}), {first.path} on "
@@ -159,7 +154,7 @@ def _config(mod: ModuleDir) -> dict:
 
 
 def _lower_key(mod: ModuleDir) -> list[tuple[str, str | None]]:
-    return [(m.name, m.manifest.get("files", {}).get(WEIGHTS)) for m in mod.lower()]
+    return [(m.name, m.sha256) for m in mod.lower()]
 
 
 def _describe(chain) -> str:

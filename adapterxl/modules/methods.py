@@ -57,6 +57,22 @@ METHODS = {m.name: m for m in [
            fusable=False, lr=3e-3),
 ]}
 
+# Engine-neutral parameter names: module weights are stored with this in place of the slot
+# (or adapter) name, so a module loads under any slot and exports under any name.
+PLACEHOLDER = "{module}"
+
+
+def strip_wrapper(key: str, known) -> str | None:
+    """`key` with leading segments dropped until it names something `known` accepts (adapter
+    files saved from a model with a head carry its base-model prefix, e.g. `roberta.`)."""
+    parts = key.split(".")
+    for i in range(min(3, len(parts))):
+        candidate = ".".join(parts[i:])
+        if known(candidate):
+            return candidate
+    return None
+
+
 # The engine name earlier manifests recorded for the same computation.
 ENGINE_ALIASES = {"adapters": "bottleneck"}
 

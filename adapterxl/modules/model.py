@@ -17,11 +17,10 @@ from ..backbone import Backbone
 from ..errors import AdapterxlError
 from ..heads import build_head
 from . import _bottleneck, _peft
-from .methods import get_method, method_config
+from .methods import PLACEHOLDER, get_method, method_config
 
 SLOT_PREFIX = "axl"
 FUSION = "axlfusion"
-PLACEHOLDER = "{module}"
 
 
 @dataclass

@@ -14,7 +14,6 @@ head.safetensors keys `<task>.<param>`; a single-task module's keys are unprefix
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import shutil
 import stat
@@ -25,9 +24,8 @@ import torch
 
 from .. import _io
 from ..errors import AdapterxlError
+from .manifest import FORMAT_VERSION, Manifest
 
-# 2: bottleneck modules record engine "bottleneck" (1: "adapters"; same tensors, same outputs)
-FORMAT_VERSION = 2
 MANIFEST = "manifest.json"
 WEIGHTS = "module.safetensors"
 HEAD = "head.safetensors"
@@ -46,54 +44,53 @@ def sha256(path: Path) -> str:
 @dataclass
 class ModuleDir:
     path: Path
-    manifest: dict
+    manifest: Manifest
 
     @property
     def name(self) -> str:
-        return self.manifest["name"]
+        return self.manifest.name
 
     @property
     def method(self) -> str:
-        return self.manifest["method"]["name"]
+        return self.manifest.method.name
 
     @property
     def method_config(self) -> dict:
-        return self.manifest["method"]["config"]
+        return self.manifest.method.config
 
     @property
     def kind(self) -> str:
-        return self.manifest.get("kind", "module")
+        return self.manifest.kind
 
     @property
     def role(self) -> str:
         """"language" for language modules (MAD-X), else "task"."""
-        return self.manifest.get("role", "task")
+        return self.manifest.role
 
     @property
     def head_config(self) -> dict:
-        return self.manifest["head"]
+        return self.manifest.head
 
     @property
     def heads(self) -> dict[str, dict]:
         """{task: head config}; one entry unless the module is multi-task."""
-        return self.manifest.get("heads") or {self.manifest["task"]: self.manifest["head"]}
+        return self.manifest.all_heads
+
+    @property
+    def sha256(self) -> str | None:
+        """The recorded sha256 of the module's weights: what identifies it in a stack."""
+        return self.manifest.files.get(WEIGHTS)
 
     def labels_for(self, task: str) -> list:
-        return self.manifest.get("task_labels", {}).get(task, self.manifest.get("labels", []))
+        return self.manifest.labels_for(task)
 
     def _tensors(self, filename: str) -> dict[str, torch.Tensor]:
         from safetensors import SafetensorError
         from safetensors.torch import load_file
 
-        path = self.path / filename
-        if not path.exists():
-            raise AdapterxlError(f"module {self.path}: {filename} is missing")
-        expected = self.manifest.get("files", {}).get(filename)
-        if expected and sha256(path) != expected:
-            raise AdapterxlError(f"module {self.path}: {filename} is corrupted "
-                                 f"(sha256 differs from the manifest)")
+        self._check_file(filename, f"module {self.path}")
         try:
-            return load_file(path)
+            return load_file(self.path / filename)
         except (SafetensorError, OSError, ValueError) as e:
             raise AdapterxlError(f"module {self.path}: {filename} is not a readable "
                                  f"safetensors file ({e})") from e
@@ -105,7 +102,7 @@ class ModuleDir:
         return self._tensors(HEAD)
 
     def _copies(self, key: str, folder: str, what: str) -> list["ModuleDir"]:
-        entries = self.manifest.get(key, [])
+        entries = getattr(self.manifest, key) or []
         dirs = sorted((self.path / folder).iterdir()) if (self.path / folder).is_dir() else []
         if len(dirs) != len(entries):
             raise AdapterxlError(f"module {self.path}: manifest lists {len(entries)} {what} "
@@ -124,6 +121,41 @@ class ModuleDir:
         """This module with everything beneath it, bottom first."""
         return self.lower() + [self]
 
+    def verify(self, deep: bool = False, label: str | None = None) -> None:
+        """Every weights file has the sha256 the manifest records (a module is copied, built
+        on or published only after this); file names cannot leave the folder. `deep`: the
+        stack/ and fused/ copies too, each the very module its entry records. `label` names
+        the module in errors (default: its path)."""
+        label = label or f"module {self.path}"
+        for name in self.manifest.files:
+            if "/" in name or "\\" in name or name in ("", ".", ".."):
+                raise AdapterxlError(f"{label}: the manifest names the file {name!r}, a path "
+                                     f"that would leave the module folder; refused")
+        for filename in (WEIGHTS, HEAD):
+            if not self.manifest.files.get(filename):
+                raise AdapterxlError(f"{label}: the manifest records no sha256 for "
+                                     f"{filename}; refused")
+            self._check_file(filename, label)
+        if not deep:
+            return
+        for key, folder, copies in (("stack", STACK, self.lower), ("fused", FUSED, self.fused)):
+            for entry, copy in zip(getattr(self.manifest, key) or [], copies()):
+                inner = f"{label} {folder}/{copy.path.name}"
+                copy.verify(deep=True, label=inner)
+                if entry.get("sha256") and copy.sha256 != entry["sha256"]:
+                    raise AdapterxlError(f"{inner}: {WEIGHTS} is not the module its parent's "
+                                         f"manifest records (sha256 differs)")
+
+    def _check_file(self, filename: str, label: str) -> None:
+        """The file exists and, where the manifest records one, has its sha256."""
+        path = self.path / filename
+        if not path.is_file():
+            raise AdapterxlError(f"{label}: {filename} is missing")
+        expected = self.manifest.files.get(filename)
+        if expected and sha256(path) != expected:
+            raise AdapterxlError(f"{label}: {filename} is corrupted (sha256 differs from the "
+                                 f"manifest): tampered or truncated")
+
 
 def _close_match(path: Path) -> str:
     import difflib
@@ -137,88 +169,18 @@ def _close_match(path: Path) -> str:
 
 
 def open_module(path) -> ModuleDir:
-    spec, path = str(path), Path(path)
+    """The module in the local folder `path` (a Hub id is resolved to one by the caller:
+    `adapterxl.hub.resolve_module`)."""
+    path = Path(path)
     if not path.is_dir():
-        from .. import hub  # lazily: hub imports this module
-
-        # `runs/mnlii` is Hub id syntax too; when its parent folder exists here, it is a
-        # mistyped local path, not an org on the Hub.
-        local = path.parent.is_dir() and str(path.parent) not in (".", "")
-        if hub.is_hub_id(spec) and not local:  # org/name[@revision]: pulled on first use
-            return open_module(hub.resolve_module(spec))
         raise AdapterxlError(f"module directory {str(path)!r} does not exist"
                              + _close_match(path))
     manifest_path = path / MANIFEST
     if not manifest_path.exists():
         raise AdapterxlError(f"{str(path)!r} is not an adapterxl module (no {MANIFEST})")
-    manifest = _io.read_json(manifest_path)
-    if not isinstance(manifest, dict):
-        raise AdapterxlError(f"{manifest_path}: expected a JSON object, found "
-                             f"{type(manifest).__name__}")
-    version = manifest.get("format_version")
-    if not isinstance(version, int) or version > FORMAT_VERSION:
-        raise AdapterxlError(f"{manifest_path}: unsupported module format version {version!r} "
-                             f"(this adapterxl reads up to {FORMAT_VERSION})")
-    for key in ("name", "task", "method", "head", "backbone"):
-        if key not in manifest:
-            raise AdapterxlError(f"{manifest_path}: missing field {key!r}")
-    _check_manifest(manifest, manifest_path)
+    manifest = Manifest.from_json(_io.read_json(manifest_path), str(manifest_path))
     _check_files(path)
     return ModuleDir(path, manifest)
-
-
-# Field types a manifest must have; a wrong one is refused here rather than failing somewhere
-# deeper (an AttributeError) or being used as given.
-_FIELDS = {"name": str, "task": str, "method": dict, "head": dict, "backbone": dict,
-           "kind": str, "role": str, "labels": list, "languages": list, "files": dict,
-           "stack": list, "fused": list, "stacked_on": list, "heads": dict, "tasks": list,
-           "task_labels": dict, "metrics": dict, "hyperparameters": dict}
-MAX_LABELS = 1 << 21   # a vocabulary (MLM heads) is the largest label set: 262k for Gemma
-MAX_HIDDEN = 1 << 17
-
-
-def _check_manifest(manifest: dict, where: Path) -> None:
-    def bad(field: str, want: str):
-        return AdapterxlError(f"{where}: field {field!r} must be {want}, found "
-                              f"{json.dumps(manifest_value(field))[:60]}")
-
-    def manifest_value(field):
-        value = manifest
-        for part in field.split("."):
-            value = value.get(part) if isinstance(value, dict) else None
-        return value
-
-    for key, kind in _FIELDS.items():
-        if key in manifest and manifest[key] is not None and not isinstance(manifest[key], kind):
-            raise bad(key, {str: "a string", dict: "a mapping", list: "a list"}[kind])
-    if not isinstance(manifest["method"].get("name"), str):
-        raise bad("method.name", "a string")
-    if not isinstance(manifest["method"].get("config", {}), dict):
-        raise bad("method.config", "a mapping")
-    if not isinstance(manifest["backbone"].get("id"), str):
-        raise bad("backbone.id", "a string")
-    for name, value in (manifest.get("files") or {}).items():
-        if not isinstance(value, str):
-            raise bad(f"files.{name}", "a sha256 string")
-    heads = {"head": manifest["head"]}
-    if isinstance(manifest.get("heads"), dict):
-        heads.update({f"heads.{k}": v for k, v in manifest["heads"].items()})
-    for field, head in heads.items():
-        if head is None:
-            continue  # a module without a head (imported)
-        if not isinstance(head, dict):
-            raise bad(field, "a mapping")
-        # Checked before anything is allocated: a head claiming 2 billion labels would try
-        # to allocate hundreds of GB.
-        for key, top in (("num_labels", MAX_LABELS), ("hidden_size", MAX_HIDDEN)):
-            value = head.get(key)
-            if value is not None and (not isinstance(value, int) or isinstance(value, bool)
-                                      or not 1 <= value <= top):
-                raise AdapterxlError(f"{where}: {field}.{key} is {value!r}, not a plausible "
-                                     f"size (1 to {top:,})")
-    for key in ("stack", "fused"):
-        if any(not isinstance(e, dict) for e in manifest.get(key) or ()):
-            raise bad(key, "a list of mappings")
 
 
 def _check_files(root: Path) -> None:
@@ -276,39 +238,25 @@ def check_output(output, reads=(), overwrite: bool = False, flag: str = "--outpu
     return path
 
 
-def verify(mod: ModuleDir) -> None:
-    """Every weights file of `mod` has the sha256 its manifest records (a module is copied or
-    built on only after this)."""
-    files = mod.manifest.get("files") or {}
-    for filename in (WEIGHTS, HEAD):
-        expected = files.get(filename)
-        if not expected:
-            raise AdapterxlError(f"module {mod.path}: the manifest records no sha256 for "
-                                 f"{filename}; refused")
-        if not (mod.path / filename).is_file():
-            raise AdapterxlError(f"module {mod.path}: {filename} is missing")
-        if sha256(mod.path / filename) != expected:
-            raise AdapterxlError(f"module {mod.path}: {filename} is corrupted (sha256 differs "
-                                 f"from the manifest)")
-
-
 def _copy(mod: ModuleDir, dest: Path) -> dict:
-    verify(mod)  # a damaged file must not become part of the new module
+    mod.verify()  # a damaged file must not become part of the new module
     dest.mkdir(parents=True)
     for filename in (MANIFEST, WEIGHTS, HEAD):
         shutil.copy2(mod.path / filename, dest / filename)
     # Copies are flattened: their own lower modules are the copies before them, so
     # `stack` (the physical list) is emptied; `stacked_on` keeps the provenance.
-    _io.write_json(dest / MANIFEST, dict(mod.manifest, stack=[]))
-    return {"name": mod.name, "task": mod.manifest["task"], "method": mod.method,
-            "role": mod.role, "sha256": mod.manifest.get("files", {}).get(WEIGHTS)}
+    _io.write_json(dest / MANIFEST, mod.manifest.replace(stack=[]).to_json())
+    return {"name": mod.name, "task": mod.manifest.task, "method": mod.method,
+            "role": mod.role, "sha256": mod.sha256}
 
 
-def save_module(path, manifest: dict, weights: dict[str, torch.Tensor],
+def save_module(path, manifest: Manifest | dict, weights: dict[str, torch.Tensor],
                 head_weights: dict[str, torch.Tensor], lower: list[ModuleDir],
                 fused: list[ModuleDir] = ()) -> ModuleDir:
     """Write a module directory atomically (a previous module at `path` survives a crash).
-    `lower`: the modules beneath, bottom first; `fused`: a fusion's members."""
+    `manifest`: what the module is (a dict is read as a manifest's JSON); its layout fields
+    (format version, stack, files) are filled in here. `lower`: the modules beneath, bottom
+    first; `fused`: a fusion's members."""
     from safetensors.torch import save_file
 
     path = Path(path)
@@ -320,12 +268,14 @@ def save_module(path, manifest: dict, weights: dict[str, torch.Tensor],
                      for i, mod in enumerate(lower)]
             members = [_copy(mod, staged / FUSED / f"{i:02d}-{mod.name}")
                        for i, mod in enumerate(fused)]
-            manifest = dict(manifest, format_version=FORMAT_VERSION, stack=stack,
-                            stacked_on=stack,
-                            files={f: sha256(staged / f) for f in (WEIGHTS, HEAD)})
-            if members:
-                manifest["fused"] = members
-            _io.write_json(staged / MANIFEST, manifest)
+            if not isinstance(manifest, Manifest):
+                manifest = Manifest.from_json(dict(manifest, format_version=FORMAT_VERSION),
+                                              f"manifest of {path}")
+            manifest = manifest.replace(
+                format_version=FORMAT_VERSION, stack=stack, stacked_on=stack,
+                fused=members or None,
+                files={f: sha256(staged / f) for f in (WEIGHTS, HEAD)})
+            _io.write_json(staged / MANIFEST, manifest.to_json())
     except Exception as e:  # noqa: BLE001 - only the environment's write failures are handled
         # A full disk or a permission problem is the user's environment, not a bug: one line
         # (exit 2) naming the module and saying what survived; still an OSError, with its errno.

@@ -22,7 +22,7 @@ def __getattr__(name: str):
 
         return getattr(api, name)
     if name == "TrainConfig":
-        from .train import TrainConfig
+        from .settings import TrainConfig
 
         return TrainConfig
     if name == "AdapterxlError":

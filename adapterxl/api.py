@@ -81,7 +81,7 @@ def train(task: str, output: str, *, rows=None, dev_rows=None, format: str | Non
     model, method, stack, init_from, fuse, lang_module, lr, epochs, max_steps, batch_size,
     quantize, report_to, ... (see `help(adapterxl.TrainConfig)`)."""
     from .tasks import catalog, get_task
-    from .train import TrainConfig, train_module
+    from .training import TrainConfig, train_module
 
     known = {f.name for f in fields(TrainConfig)}
     bad = sorted(set(settings) - known)
@@ -253,7 +253,7 @@ def save_module(model, output, *, hyperparameters: dict | None = None,
     import time
 
     from .modules import get_method, method_config, save_module as write
-    from .train import versions
+    from .training import versions
 
     info = getattr(model, "adapterxl", None)
     if info is None:

@@ -266,7 +266,7 @@ def train_options(default_output: str, language: bool = False):
 
 
 def _train(kw, default_output):
-    from .train import TrainConfig, train_module
+    from .training import TrainConfig, train_module
 
     if kw["output"] is None:  # not given; an empty -o is refused, not replaced
         kw["output"] = default_output.format(

@@ -17,9 +17,7 @@ import os
 import platform
 import random
 import signal
-import sys
 import time
-import types
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -796,15 +794,3 @@ def _manifest(cfg, data: dict[str, _TaskData], model, top, hp, init_from, result
         manifest["sampling"] = result["sampling"]
     return manifest
 
-
-class _CallableModule(types.ModuleType):
-    """`adapterxl.train(...)` is the notebook API's train(), but importing this submodule binds
-    the name `train` on the package to the module; so the module itself calls api.train."""
-
-    def __call__(self, *args, **kwargs):
-        from .api import train
-
-        return train(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule

@@ -102,7 +102,7 @@ def evaluate(task: str, module: str, languages="all", data: str | None = None, d
     resamples; 0 turns it off)."""
     import datetime
 
-    from ..train import versions
+    from ..training import versions
     from . import bootstrap as boot
     from ..backbone import load_backbone
     from ..data.sources import available_languages, load_split

@@ -326,7 +326,7 @@ def import_module(source, output, model: str | None = None, task: str | None = N
     The head comes back when the folder has adapterxl's head files, else the module is
     head-less. `role` defaults to "language" for invertible (MAD-X) adapters."""
     from ..backbone import load_backbone
-    from ..train import versions
+    from ..training import versions
     from . import assemble
     from .methods import get_method
 

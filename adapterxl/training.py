@@ -1,17 +1,18 @@
 """Training a module (phase 2: intermediate, phase 3: target, and language modules) on a
-frozen backbone.
+frozen backbone: `prepare` (what to train, on what, from where; the model, data, optimizer),
+`loop` (the optimizer steps, dev evaluations, checkpoints) and `finish` (the best state saved
+as a module).
 
 One function, `train_module(TrainConfig)`, serves the CLI (train-intermediate, train-target,
 train-language), the quickstart and the tests. What trains is one new module on top of
 frozen ones (`stack`, `lang_module`), a module continued (`init_from`), or a fusion of
-modules (`fuse`); on one task, or on several at once with one head each (multi-task). The loop runs through accelerate, so `accelerate launch` /
-`torchrun` give data parallelism: every process trains on its own micro-batches (see
+modules (`fuse`); on one task, or on several at once with one head each (multi-task). The
+loop runs through accelerate, so `accelerate launch` / `torchrun` give data parallelism: every process trains on its own micro-batches (see
 LengthGroupedBatches.shard), gradients are averaged across processes at each optimizer step
 only, every process evaluates (the same numbers), and the main process alone writes
 checkpoints and the module."""
 from __future__ import annotations
 
-import json
 import math
 import os
 import platform
@@ -19,8 +20,9 @@ import random
 import signal
 import time
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -29,26 +31,21 @@ from . import _io, checkpoint, logs, preemption, tracking
 from . import lock as locks
 from .settings import TrainConfig  # noqa: F401 - declared with its settings, used here
 from .backbone import Backbone, load_backbone
+from .checkpoint import RunKey, TrainState
 from .errors import AdapterxlError
 from .evaluation import metrics
-from .formats import Format, get_format, predict
+from .formats import Format, get_format
 from .heads import head_config
 from . import memory
-from .modules import (Fusion, assemble, common_lower, get_method, method_config, open_module,
-                      save_module)
-from .modules.store import check_output, verify
+from .modules import Fusion, assemble, get_method, method_config, save_module
+from .modules.compose import Composition, compose
+from .modules.store import check_output
 from .data.mixture import TaskStream, task_probabilities
 from .data.preprocess import loader
-from .data.hub import provenance
-from .data.sources import load_split, source_kind
-from .data.text import language_rows, language_task
+from .data.sources import DataSource
+from .data.split import given_provenance, provenance, train_and_dev
+from .data.text import LANGUAGE_TASK, language_rows, language_task, text_provenance
 from .tasks import Task, get_task, guard_warning
-
-# Fusion learning rates: AdapterFusion's 5e-5 (Pfeiffer et al. 2021); LoRA fusion trains one
-# logit per module per projection, which moves at LoRA-like rates only if the rate is large.
-FUSION_LR = {"bottleneck": 5e-5, "peft": 1e-2}
-
-
 
 # Key under which a batch carries its masking generator's state (MLM), see _TrackMasking.
 MASKING_STATE = "_masking_state"
@@ -82,7 +79,7 @@ def _tasks(cfg: TrainConfig) -> list[Task]:
         raise AdapterxlError("no task given")
     if len(set(names)) != len(names):
         raise AdapterxlError(f"a task is named twice in {cfg.task!r}")
-    if names == ["mlm"]:
+    if names == [LANGUAGE_TASK]:
         return [language_task(cfg.language)]
     if cfg.language or cfg.text:
         raise AdapterxlError("--language and --text are for language modules "
@@ -128,7 +125,9 @@ def _from_dataset(task: Task, cfg: TrainConfig) -> Task:
                    converter=None if cfg.columns else task.converter)
 
 
-def _resolve(cfg: TrainConfig):
+def _resolve(cfg: TrainConfig) -> tuple[list[Task], DataSource, Composition, dict, list[str]]:
+    """Everything checkable before anything loads: the tasks, the data source, the modules
+    the new one is composed with, the hyperparameters and the transfer warnings."""
     tasks = _tasks(cfg)
     get_method(cfg.method)
     if cfg.optimizer not in OPTIMIZERS:
@@ -137,90 +136,28 @@ def _resolve(cfg: TrainConfig):
     if cfg.module_dtype not in ("fp32", "bf16"):
         from .errors import unknown
         raise unknown("module dtype", cfg.module_dtype, ("fp32", "bf16"))
-    source_kind(cfg.data, cfg.data_dir)
-    given = [flag for flag, value in (("--stack", cfg.stack), ("--init-from", cfg.init_from),
-                                      ("--fuse", cfg.fuse)) if value]
-    if len(given) > 1:
-        why = ("--init-from continues a module together with everything it was stacked on"
-               if "--init-from" in given else
-               "a fusion sits on the stack its modules were trained on")
-        raise AdapterxlError(f"{' and '.join(given)} cannot be combined: {why}")
-    if len(cfg.fuse) == 1:
-        raise AdapterxlError("--fuse needs at least two modules")
-    lower = []
-    for path in cfg.stack:
-        lower += open_module(path).chain()
-    init_from = open_module(cfg.init_from) if cfg.init_from else None
-    if init_from is not None:
-        lower = init_from.lower()
-    fuse = [open_module(p) for p in cfg.fuse]
-    if fuse:
-        lower = common_lower(fuse)
-    if cfg.lang_module:
-        lang = open_module(cfg.lang_module)
-        if lang.role != "language":
-            raise AdapterxlError(f"--lang-module {lang.path} is not a language module (it was "
-                                 f"trained on {lang.manifest['task']}); train one with "
-                                 f"`adapterxl train-language`")
-        if lower and lower[0].role == "language":
-            if _sha(lower[0]) != _sha(lang):
-                raise AdapterxlError(f"the modules beneath already start with the language "
-                                     f"module {lower[0].path}, not {lang.path}")
-        else:
-            lower = lang.chain() + lower
-    first = tasks[0]
-    hp = first.hyperparameters
-    if fuse:
-        lr = FUSION_LR[get_method(fuse[0].method).engine]
-    else:
-        lr = get_method(init_from.method if init_from else cfg.method).lr
+    source = DataSource(cfg.data, cfg.data_dir)
+    comp = compose(cfg.stack, cfg.init_from, cfg.fuse, cfg.lang_module)
+    hp = tasks[0].hyperparameters
     settings = {
-        "lr": lr if cfg.lr is None else cfg.lr,
+        "lr": comp.default_lr(cfg.method) if cfg.lr is None else cfg.lr,
         "epochs": cfg.epochs if cfg.epochs is not None else hp.get("epochs", 3),
         "batch_size": (hp.get("batch_size", 32) if cfg.batch_size is None
                        else cfg.batch_size),
         "max_length": (hp.get("max_length", 256) if cfg.max_length is None
                        else cfg.max_length),
     }
-    for mod in lower + fuse + ([init_from] if init_from else []):
-        verify(mod)  # before training: a damaged module would be copied into the new one
-    below = [m for m in lower + fuse + ([init_from] if init_from else [])
-             if m.role != "language"]
-    warnings = [w for task in tasks for m in below
-                for w in (guard_warning(t, task.name) for t in m.manifest.get("tasks")
-                          or [m.manifest["task"]]) if w]
-    return tasks, lower, init_from, fuse, settings, warnings
-
-
-def _sha(mod) -> str | None:
-    return mod.manifest.get("files", {}).get("module.safetensors")
-
-
-def task_labels(task, fmt: Format, rows: list[dict], backbone: Backbone) -> list[str]:
-    """The label set: the catalogue's, or (CCG supertags) every tag seen in the data, and
-    the vocabulary for masked language modelling."""
-    if fmt.head == "mlm":
-        return [str(i) for i in range(backbone.model.get_input_embeddings().num_embeddings)]
-    if task.labels is not None:
-        return list(task.labels)
-    if fmt.name == "tagging":
-        return sorted({t for r in rows if r.get("tags") for t in r["tags"]})
-    return []
-
-
-def index_tags(rows: list[dict], labels: list[str]) -> list[dict]:
-    """Tag strings (tasks whose tag set comes from the data) -> indices into `labels`."""
-    lookup = {t: i for i, t in enumerate(labels)}
-    return [{**r, "tags": [lookup[t] if isinstance(t, str) else t for t in r["tags"]]}
-            if r.get("tags") else r for r in rows]
+    beneath = comp.tasks_beneath()
+    warnings = [w for task in tasks for t in beneath for w in [guard_warning(t, task.name)]
+                if w]
+    return tasks, source, comp, settings, warnings
 
 
 def dev_score(model, fmt: Format, task, rows, features, labels, tokenizer, lang, seed=0,
               batch_size: int = 64) -> dict:
-    outputs = predict(model, features, tokenizer, batch_size,
-                      collate=fmt.collate(tokenizer, model.backbone.device, False, seed))
-    predictions = fmt.decode(outputs, features, rows, labels, task)
-    return fmt.score(task.metric, predictions, rows, labels, lang)
+    """The dev metric values: the format's evaluation of the already encoded dev rows."""
+    return fmt.evaluate(model, rows, tokenizer, task, labels, lang, features=features,
+                        seed=seed, batch_size=batch_size).values
 
 
 @dataclass
@@ -235,7 +172,7 @@ class _TaskData:
     dev_features: list = field(default_factory=list)
 
 
-def _load_task(cfg: TrainConfig, task: Task, backbone: Backbone,
+def _load_task(cfg: TrainConfig, task: Task, backbone: Backbone, source: DataSource,
                given: tuple | None = None) -> _TaskData:
     fmt = get_format(task.format)
     if given is not None:  # canonical rows passed from Python (adapterxl.train(rows=...))
@@ -244,31 +181,20 @@ def _load_task(cfg: TrainConfig, task: Task, backbone: Backbone,
             train_rows = train_rows[:cfg.max_train_examples]
         if cfg.max_eval_examples:
             dev_rows = dev_rows[:cfg.max_eval_examples]
-    elif task.format == "mlm":
+    elif fmt.language:
         train_rows, dev_rows = language_rows(
-            task, text=cfg.text, dataset=cfg.dataset, samples=source_kind(
-                cfg.data, cfg.data_dir) == "samples", seed=cfg.seed,
-            max_train=cfg.max_train_examples, max_dev=cfg.max_eval_examples)
+            task, text=cfg.text, dataset=cfg.dataset, samples=source.kind == "samples",
+            seed=cfg.seed, max_train=cfg.max_train_examples, max_dev=cfg.max_eval_examples)
     else:
-        train_rows = load_split(task, "train", data=cfg.data, data_dir=cfg.data_dir,
-                                max_examples=cfg.max_train_examples)
-        if source_kind(cfg.data, cfg.data_dir) == "hf" and "validation" not in task.sources:
-            # No English dev set on the Hub (TyDiQA-GoldP): model selection on 5% of train.
-            held_out = max(1, len(train_rows) // 20)
-            random.Random(cfg.seed).shuffle(train_rows)
-            dev_rows, train_rows = train_rows[:held_out], train_rows[held_out:]
-            dev_rows = dev_rows[:cfg.max_eval_examples] if cfg.max_eval_examples else dev_rows
-        else:
-            dev_rows = load_split(task, "validation", data=cfg.data, data_dir=cfg.data_dir,
-                                  max_examples=cfg.max_eval_examples)
+        train_rows, dev_rows = train_and_dev(task, source, cfg.seed, cfg.max_train_examples,
+                                             cfg.max_eval_examples)
     for split, rows in (("train", train_rows), ("validation", dev_rows)):
         if not all(fmt.labeled(r) for r in rows):
             raise AdapterxlError(f"{task.name} {split} data has unlabeled examples; training "
                                  f"and model selection need labels")
-    labels = task_labels(task, fmt, train_rows + dev_rows, backbone)
-    if task.labels is None and fmt.name == "tagging":
-        train_rows, dev_rows = index_tags(train_rows, labels), index_tags(dev_rows, labels)
-    return _TaskData(task, fmt, labels, train_rows, dev_rows)
+    labels = fmt.labels(task, train_rows + dev_rows, backbone)
+    return _TaskData(task, fmt, labels, fmt.indexed(task, train_rows, labels),
+                     fmt.indexed(task, dev_rows, labels))
 
 
 def train_module(cfg: TrainConfig, progress: bool = True, backbone: Backbone | None = None,
@@ -293,52 +219,121 @@ def train_module(cfg: TrainConfig, progress: bool = True, backbone: Backbone | N
     try:
         if took:
             _io.remove_leftovers(output, logs.logger.info)
-        return _train_module(cfg, progress, backbone, rows)
+        run = prepare(cfg, backbone, rows)
+        return finish(run, loop(run, progress))
     finally:
         if took:
             locks.release(lock)
 
 
-def _train_module(cfg: TrainConfig, progress: bool, backbone: Backbone | None,
-                  rows: dict | None) -> dict:
-    from accelerate import Accelerator
-    from tqdm.auto import tqdm
-    from transformers import get_linear_schedule_with_warmup
+@dataclass
+class Run:
+    """A prepared run: what `loop` trains and `finish` saves."""
+    cfg: TrainConfig
+    data: dict[str, _TaskData]
+    comp: Composition
+    hp: dict                  # lr, epochs, batch_size, max_length as resolved
+    warnings: list[str]
+    probabilities: dict       # multi-task sampling
+    backbone: Backbone
+    accelerator: Any
+    model: Any                # as prepared by accelerate (wrapped under data parallelism)
+    core: Any                 # the ModularModel itself
+    top: Any                  # the trainable slot (module or fusion)
+    params: list
+    optimizer: Any
+    scheduler: Any
+    stream: TaskStream
+    masking_collate: Any      # the MLM collator whose generator a checkpoint saves
+    micro: int                # examples per micro-batch
+    accum: int                # micro-batches per optimizer step and process
+    total: int                # optimizer steps
+    every: int                # steps between checkpoints (0: only at evaluations)
+    eval_at: set
+    key: RunKey
+    where: Path               # the checkpoint directory
+    saved: dict | None        # the checkpoint resumed from
+    rows: dict
+    chunks: int = 1           # pieces each micro-batch runs in (doubles when out of memory)
+    last_checkpoint: int | None = None
+    started: float = 0.0      # when this process started training (perf_counter)
 
-    tasks, lower, init_from, fuse, hp, warnings = _resolve(cfg)
-    multi = len(tasks) > 1
-    probabilities = task_probabilities({t.name: 1 for t in tasks}, cfg.sampling,
-                                       cfg.sampling_temperature)  # validates early
+    @property
+    def processes(self) -> int:
+        return self.accelerator.num_processes
+
+
+def prepare(cfg: TrainConfig, backbone: Backbone | None = None, rows: dict | None = None) -> Run:
+    """Check the settings and the composition, read a checkpoint to resume, load the backbone
+    and the data, build the model, batches, optimizer and schedule."""
+    from accelerate import Accelerator
+
+    tasks, source, comp, hp, warnings = _resolve(cfg)
+    task_probabilities({t.name: 1 for t in tasks}, cfg.sampling,
+                       cfg.sampling_temperature)  # validates early
     tracking.check(cfg.report_to)
     if cfg.checkpoint_every is not None and cfg.checkpoint_every < 0:
         raise AdapterxlError(f"--checkpoint-every must be 0 or more, got {cfg.checkpoint_every}")
     where = checkpoint.directory(cfg.output)
     config = checkpoint.config_of(cfg)
-    saved = None
-    if cfg.resume:
-        saved = checkpoint.load(where)
-        checkpoint.check_config(saved["config"], config, where)
-    elif checkpoint.exists(where):
-        # Starting over would silently discard the interrupted run's work.
-        raise AdapterxlError(f"an interrupted run left a checkpoint in {where}: pass --resume "
-                             f"to continue it, or delete that directory to start over")
-    log = logs.logger.info
+    saved = _checkpoint_to_resume(cfg, where, config)
     set_seed(cfg.seed)
     backbone = backbone or load_backbone(cfg.model, cfg.precision, cfg.quantize,
                                          trust_remote_code=cfg.trust_remote_code,
                                          allow_pickle=cfg.allow_pickle)
     rows = rows or {}
-    data = {t.name: _load_task(cfg, t, backbone, rows.get(t.name)) for t in tasks}
+    data = {t.name: _load_task(cfg, t, backbone, source, rows.get(t.name)) for t in tasks}
     probabilities = task_probabilities({n: len(d.train_rows) for n, d in data.items()},
                                        cfg.sampling, cfg.sampling_temperature)
     # Again: loading may or may not have drawn random numbers (a builtin backbone is
     # materialized from its own seed the first time only; a passed-in backbone is not loaded
     # at all), and a run must not depend on that.
     set_seed(cfg.seed)
+    model, top = _model(cfg, backbone, comp, data, warnings)
+    accelerator = Accelerator(device_placement=False, cpu=backbone.device.type == "cpu",
+                              **tracking.accelerator_kwargs(cfg))
+    processes = accelerator.num_processes
+    _encode(cfg, data, backbone.tokenizer, hp)
+    micro, accum = _batching(cfg, hp, model, data, backbone, processes)
+    loaders, masking_collate = _loaders(cfg, data, backbone, micro)
+    # Data parallelism: the loaders are not prepared by accelerate (whose sharding of a
+    # batch sampler drops or repeats batches at an epoch's end, so that the processes would
+    # not see what one process accumulating sees); each process takes every N-th batch itself.
+    stream = TaskStream(loaders, probabilities, cfg.seed, processes, accelerator.process_index)
+    batches = {n: len(dl) for n, dl in loaders.items()}
+    steps_per_epoch = max(1, sum(batches.values()) // (accum * processes))
+    total = (max(1, math.ceil(hp["epochs"] * steps_per_epoch)) if cfg.max_steps is None
+             else cfg.max_steps)
+    every = (max(1, math.ceil(total / 10)) if cfg.checkpoint_every is None
+             else cfg.checkpoint_every)
+    params, optimizer, scheduler = _optimizer(cfg, model, hp["lr"], total)
+    model, optimizer = accelerator.prepare(model, optimizer)
+    return Run(cfg, data, comp, hp, warnings, probabilities, backbone, accelerator, model,
+               accelerator.unwrap_model(model), top, params, optimizer, scheduler, stream,
+               masking_collate, micro, accum, total, every,
+               {max(1, round(total * (i + 1) / cfg.evals)) for i in range(cfg.evals)},
+               RunKey(config, backbone.fingerprint, batches, processes), where, saved, rows)
+
+
+def _checkpoint_to_resume(cfg: TrainConfig, where: Path, config: dict) -> dict | None:
+    if cfg.resume:
+        saved = checkpoint.load(where)
+        checkpoint.check_config(saved["config"], config, where)
+        return saved
+    if checkpoint.exists(where):
+        # Starting over would silently discard the interrupted run's work.
+        raise AdapterxlError(f"an interrupted run left a checkpoint in {where}: pass --resume "
+                             f"to continue it, or delete that directory to start over")
+    return None
+
+
+def _model(cfg: TrainConfig, backbone: Backbone, comp: Composition, data: dict,
+           warnings: list[str]):
+    """The model with its heads and the trainable slot on top of the composition."""
     heads = {n: head_config(d.fmt.head, backbone.hidden_size, d.fmt.num_outputs(d.labels),
                             backbone.pooling) for n, d in data.items()}
-    model, top = assemble(backbone, lower, method=cfg.method, config=cfg.method_config,
-                          init_from=init_from, fuse=fuse, heads=heads, force=cfg.force)
+    model, top = assemble(backbone, comp.lower, method=cfg.method, config=cfg.method_config,
+                          init_from=comp.init_from, fuse=comp.fuse, heads=heads, force=cfg.force)
     # Once the inputs are known to be usable: a run that fails on them says only why.
     for warning in warnings:
         logs.warn(warning)
@@ -349,29 +344,39 @@ def _train_module(cfg: TrainConfig, progress: bool, backbone: Backbone | None,
         model.cast_trainable(top, torch.bfloat16)
     if cfg.gradient_checkpointing:
         model.gradient_checkpointing()
+    return model, top
 
-    accelerator = Accelerator(device_placement=False, cpu=backbone.device.type == "cpu",
-                              **tracking.accelerator_kwargs(cfg))
-    processes = accelerator.num_processes
-    tok = backbone.tokenizer
-    for name, d in data.items():
+
+def _encode(cfg: TrainConfig, data: dict, tok, hp: dict) -> None:
+    for d in data.values():
         max_length = (d.task.hyperparameters.get("max_length", hp["max_length"])
                       if cfg.max_length is None else cfg.max_length)
         d.train_features = d.fmt.encode(d.train_rows, tok, max_length, True, d.task)
         d.dev_features = d.fmt.encode(d.dev_rows, tok, max_length, False, d.task)
+
+
+def _batching(cfg: TrainConfig, hp: dict, model, data: dict, backbone: Backbone,
+              processes: int) -> tuple[int, int]:
+    """(examples per micro-batch, micro-batches per optimizer step and process): the given
+    micro-batch, else on one GPU the largest that fits in memory."""
     micro = hp["batch_size"] if cfg.micro_batch_size is None else cfg.micro_batch_size
     if processes > 1 and not cfg.micro_batch_size:
         micro = hp["batch_size"] // processes  # --batch-size stays the effective batch
     if not cfg.micro_batch_size and backbone.device.type == "cuda" and processes == 1:
-        micro = memory.find_micro_batch(lambda n: _try_micro_batch(model, data, tok, n, cfg.seed),
-                                 micro, hp["batch_size"], log,
-                                 f" at --max-length {hp['max_length']}",
-                                 fallback=model.gradient_checkpointing)
+        micro = memory.find_micro_batch(
+            lambda n: _try_micro_batch(model, data, backbone.tokenizer, n, cfg.seed),
+            micro, hp["batch_size"], logs.logger.info, f" at --max-length {hp['max_length']}",
+            fallback=model.gradient_checkpointing)
     per_step = micro * processes
     if hp["batch_size"] % per_step:
         raise AdapterxlError(f"batch size {hp['batch_size']} is not a multiple of micro-batch "
-                             f"{micro} x {accelerator.num_processes} processes")
-    accum = hp["batch_size"] // per_step
+                             f"{micro} x {processes} processes")
+    return micro, hp["batch_size"] // per_step
+
+
+def _loaders(cfg: TrainConfig, data: dict, backbone: Backbone, micro: int):
+    """One shuffled loader per task, and the MLM collator whose masking a checkpoint keeps."""
+    tok = backbone.tokenizer
     loaders, masking_collate = {}, None
     for name, d in data.items():
         collate = d.fmt.collate(tok, backbone.device, True, cfg.seed)
@@ -384,237 +389,259 @@ def _train_module(cfg: TrainConfig, progress: bool, backbone: Backbone | None,
         # the interrupted one did. A generator of its own keeps the global RNG for dropout.
         dl.generator = torch.Generator().manual_seed(cfg.seed)
         loaders[name] = dl
-    if masking_collate is not None and multi:
+    if masking_collate is not None and len(data) > 1:
         raise AdapterxlError("masked language modelling trains alone (train-language)")
-    # Data parallelism: the loaders are not prepared by accelerate (whose sharding of a
-    # batch sampler drops or repeats batches at an epoch's end, so that the processes would
-    # not see what one process accumulating sees); each process takes every N-th batch itself.
-    stream = TaskStream(loaders, probabilities, cfg.seed, processes, accelerator.process_index)
-    batches = {n: len(dl) for n, dl in loaders.items()}
-    batches_per_epoch = sum(batches.values())
-    steps_per_epoch = max(1, batches_per_epoch // (accum * processes))
-    total = (max(1, math.ceil(hp["epochs"] * steps_per_epoch)) if cfg.max_steps is None
-             else cfg.max_steps)
-    every = (max(1, math.ceil(total / 10)) if cfg.checkpoint_every is None
-             else cfg.checkpoint_every)
+    return loaders, masking_collate
+
+
+def _optimizer(cfg: TrainConfig, model, lr: float, total: int):
+    """The trainable parameters, the optimizer (no weight decay on biases and norms) and the
+    linear schedule with warmup."""
+    from transformers import get_linear_schedule_with_warmup
 
     params = model.trainable_parameters()
     decay = [p for p in params if p.ndim > 1]
     no_decay = [p for p in params if p.ndim <= 1]
     optimizer = make_optimizer(cfg.optimizer,
                                [{"params": decay, "weight_decay": cfg.weight_decay},
-                                {"params": no_decay, "weight_decay": 0.0}], hp["lr"])
+                                {"params": no_decay, "weight_decay": 0.0}], lr)
     scheduler = get_linear_schedule_with_warmup(optimizer, int(cfg.warmup_ratio * total), total)
-    model, optimizer = accelerator.prepare(model, optimizer)
-    core = accelerator.unwrap_model(model)
+    return params, optimizer, scheduler
 
-    eval_at = {max(1, round(total * (i + 1) / cfg.evals)) for i in range(cfg.evals)}
-    best = {"metric": -math.inf, "step": 0, "state": None}
-    history = []
-    step, position, tokens, seen = 0, 0, 0, 0
-    running, elapsed, masking, last_checkpoint = None, 0.0, None, None
-    if saved is not None:
-        if saved["fingerprint"] != backbone.fingerprint:
-            raise AdapterxlError(f"cannot resume: the backbone's weights differ from those the "
-                                 f"checkpoint in {where} was trained on; delete it to start over")
-        if saved["batches"] != batches:
-            raise AdapterxlError(f"cannot resume: the training data changed ({batches} "
-                                 f"micro-batches per epoch, the checkpoint in {where} saw "
-                                 f"{saved['batches']}); delete it to start over")
-        if saved.get("processes", 1) != processes:
-            raise AdapterxlError(f"cannot resume: the checkpoint in {where} was made by "
-                                 f"{saved.get('processes', 1)} process(es), this run has "
-                                 f"{processes}; resume with as many, or delete it to start over")
-        core.load_module_state(top, saved["module"], f"checkpoint {where}")
-        core.load_head_state(saved["head"])
-        optimizer.load_state_dict(saved["optimizer"])
-        scheduler.load_state_dict(saved["scheduler"])
-        step, position = saved["step"], saved["position"]
-        tokens, seen, running, elapsed = (saved["tokens"], saved["seen"], saved["running"],
-                                          saved["seconds"])
-        history, best, masking = saved["history"], saved["best"], saved["masking"]
-        last_checkpoint = step
-        if masking is not None:
-            masking_collate.generator.set_state(masking)
-        # Last, so that nothing above (loading, building the model) moves them.
-        checkpoint.set_rng_state(saved["rng"])
-        log(f"resuming from the checkpoint at step {step}/{total} in {where}")
 
-    def save_checkpoint(position: int) -> None:
-        checkpoint.save(where, {
-            "format_version": checkpoint.FORMAT_VERSION, "config": config,
-            "fingerprint": backbone.fingerprint, "batches": batches,
-            "step": step, "position": position, "tokens": tokens,
-            "seen": seen, "running": running,
-            "seconds": elapsed + time.perf_counter() - start,
-            "history": _plain(history), "best": {**best, "values": _plain(best.get("values", {}))},
-            "module": core.module_state(top), "head": core.head_state(),
-            "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-            "rng": checkpoint.rng_state(), "masking": masking, "processes": processes,
-        }, {"step": step, "total": total, "epoch": round(position / batches_per_epoch, 3),
-            "task": cfg.task, "output": str(cfg.output),
-            "config_hash": checkpoint.config_hash(config),
-            "resume": "rerun the same command with --resume"})
+def loop(run: Run, progress: bool = True) -> TrainState:
+    """Optimizer steps until `run.total` (from the checkpoint when resuming): dev evaluations
+    at `run.eval_at` keep the best state; checkpoints at evaluations and every `run.every`
+    steps. Asked to stop (preemption, time limit, Ctrl-C), it checkpoints the step it is at
+    and raises preemption.Stopped."""
+    from tqdm.auto import tqdm
 
-    tracker = tracking.Tracker(accelerator, cfg, {**config, **{f"hp/{k}": v
-                                                               for k, v in hp.items()}})
-    bar = tqdm(total=total, initial=step, desc=f"train {cfg.task}", unit="step",
+    cfg, acc = run.cfg, run.accelerator
+    state = _resume(run) if run.saved is not None else TrainState()
+    tracker = tracking.Tracker(acc, cfg, {**run.key.config,
+                                          **{f"hp/{k}": v for k, v in run.hp.items()}})
+    bar = tqdm(total=run.total, initial=state.step, desc=f"train {cfg.task}", unit="step",
                dynamic_ncols=True,
-               disable=None if (progress and accelerator.is_main_process
+               disable=None if (progress and acc.is_main_process
                                 and logs.progress_enabled()) else True)
-    start = time.perf_counter()
-    tokens_at, step_started = tokens, start
-    model.train()
-    # g: the micro-batch's index in the run's stream, over all processes. A process's k-th
-    # micro-batch is its (k // accum)-th optimizer step's (k % accum)-th.
-    chunks, pending = 1, []
-
-    def backward_step() -> float:
-        """Forward and backward over the step's micro-batches, each in `chunks` pieces;
-        out of memory: start the step again in twice as many pieces (one process only)."""
-        nonlocal chunks
-        while True:
-            try:
-                for i, (name, batch) in enumerate(pending):
-                    core.use_head(name)
-                    parts = memory.split(batch, chunks)
-                    rows, loss_value = len(batch["labels"]), 0.0
-                    for j, part in enumerate(parts):
-                        part = {k: v.to(backbone.device) for k, v in part.items()}
-                        # Gradients are averaged across processes at the step's last
-                        # backward only.
-                        sync = i == len(pending) - 1 and j == len(parts) - 1
-                        with nullcontext() if sync else accelerator.no_sync(model):
-                            loss = model(**part)["loss"]
-                            diverged = not bool(torch.isfinite(loss))
-                            if processes > 1:  # all stop, or none: a lone one would deadlock
-                                diverged = bool(accelerator.reduce(torch.tensor(
-                                    float(diverged), device=accelerator.device), "max"))
-                            if diverged:
-                                raise AdapterxlError(_diverged(loss.item(), step + 1, hp["lr"],
-                                                               where, last_checkpoint))
-                            share = len(part["labels"]) / rows
-                            accelerator.backward(loss * share / accum)
-                        loss_value += loss.item() * share
-                return loss_value
-            except Exception as e:  # noqa: BLE001 - only out-of-memory errors are handled
-                if not memory.is_oom(e):
-                    raise
-                optimizer.zero_grad(set_to_none=True)
-                memory.release()
-                widest = max(len(b["labels"]) for _, b in pending)
-                if processes > 1 or chunks >= widest:
-                    raise AdapterxlError(
-                        f"out of memory at step {step + 1} with micro-batches of "
-                        f"{-(-widest // chunks)} examples; pass a smaller --micro-batch-size or "
-                        f"--max-length (then --resume from the last checkpoint)") from None
-                chunks *= 2
-                log(f"out of memory at step {step + 1}: running each micro-batch of {micro} in "
-                    f"{chunks} pieces from now on (same data, same effective batch)")
-
-    # g: the micro-batch's index in the run's stream, over all processes. A process's k-th
-    # micro-batch is its (k // accum)-th optimizer step's (k % accum)-th.
-    def resume_hint() -> str:
-        if last_checkpoint is None:
-            return "no checkpoint was written yet: rerun the same command to start over"
-        return (f"the last checkpoint (step {last_checkpoint}/{total}) is in {where}: rerun "
-                f"the same command with --resume to continue")
-
-    with preemption.StopRequest(lambda: f"interrupted at step {step}/{total}; "
-                                        f"{resume_hint()}") as stop:
+    run.started = time.perf_counter()
+    tokens_at, step_started = state.tokens, run.started
+    run.model.train()
+    pending = []
+    with preemption.StopRequest(lambda: f"interrupted at step {state.step}/{run.total}; "
+                                        f"{_resume_hint(run)}") as stop:
         # Resumed from the final checkpoint (killed before it was removed): save, train no more.
-        for g, name, batch in stream.stream(position) if step < total else ():
-            last = ((g - accelerator.process_index) // processes + 1) % accum == 0
-            masking = batch.pop(MASKING_STATE, masking)
+        # g: the micro-batch's index in the run's stream, over all processes. A process's k-th
+        # micro-batch is its (k // accum)-th optimizer step's (k % accum)-th.
+        batches = run.stream.stream(state.position) if state.step < run.total else ()
+        for g, name, batch in batches:
+            last = ((g - acc.process_index) // run.processes + 1) % run.accum == 0
+            state.masking = batch.pop(MASKING_STATE, state.masking)
             pending.append((name, batch))
-            tokens += int(batch["attention_mask"].sum())
-            seen += len(batch["labels"])
+            state.tokens += int(batch["attention_mask"].sum())
+            state.seen += len(batch["labels"])
             if not last:
                 continue
-            loss_value = backward_step()
+            loss_value, grad_norm = _optimizer_step(run, pending, state.step)
             pending = []
-            grad_norm = accelerator.clip_grad_norm_(params, 1.0)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-            step += 1
+            state.step += 1
             now = time.perf_counter()
-            tracker.step(step, loss_value, scheduler.get_last_lr()[0], grad_norm,
-                         tokens - tokens_at, now - step_started)
-            tokens_at, step_started = tokens, now
-            running = loss_value if running is None else 0.9 * running + 0.1 * loss_value
+            tracker.step(state.step, loss_value, run.scheduler.get_last_lr()[0], grad_norm,
+                         state.tokens - tokens_at, now - step_started)
+            tokens_at, step_started = state.tokens, now
+            state.running = (loss_value if state.running is None
+                             else 0.9 * state.running + 0.1 * loss_value)
             bar.update(1)
-            bar.set_postfix(loss=f"{running:.4f}", best=f"{max(best['metric'], 0):.3f}")
-            if step in eval_at:
-                # Every process evaluates: the weights are the same, so are the numbers and the
-                # choice of the best step; no process waits on another.
-                values, metric = _evaluate_dev(core, data, tok, cfg.seed)
-                tracker.evaluation(step, values, metric)
-                history.append({"step": step, "loss": running, **values})
-                if best["state"] is None or metric > best["metric"]:  # NaN never wins
-                    best = {"metric": metric, "step": step, "state": _snapshot(core, top),
-                            "values": values}
-                model.train()
+            bar.set_postfix(loss=f"{state.running:.4f}",
+                            best=f"{max(state.best['metric'], 0):.3f}")
+            if state.step in run.eval_at:
+                _evaluate(run, state, tracker)
+            # Every process has now trained on every micro-batch of the stream before this.
+            position = g - acc.process_index + run.processes
             # Only here, at an optimizer-step boundary: no gradients are half accumulated.
-            if step in eval_at or (every and step % every == 0):
-                if accelerator.is_main_process:
-                    # Every process has now trained on every micro-batch of the stream before
-                    # this position.
-                    save_checkpoint(g - accelerator.process_index + processes)
-                last_checkpoint = step
-            if step >= total:
+            if state.step in run.eval_at or (run.every and state.step % run.every == 0):
+                _checkpoint(run, state, position)
+            if state.step >= run.total:
                 break
             # Asked to stop (preemption, time limit, Ctrl-C): here, at a step boundary, with a
             # checkpoint of exactly this step.
             signum = stop.signum or 0
-            if processes > 1:  # all stop at the same step, or none
-                signum = int(accelerator.reduce(torch.tensor(
-                    float(signum), device=accelerator.device), "max"))
+            if run.processes > 1:  # all stop at the same step, or none
+                signum = int(acc.reduce(torch.tensor(float(signum), device=acc.device), "max"))
             if signum:
-                if last_checkpoint != step and accelerator.is_main_process:
-                    save_checkpoint(g - accelerator.process_index + processes)
-                last_checkpoint = step
+                if run.last_checkpoint != state.step:
+                    _checkpoint(run, state, position)
                 bar.close()
                 tracker.end()
                 raise preemption.Stopped(
-                    f"stopped by {signal.Signals(signum).name} at step {step}/{total}: "
-                    f"checkpoint saved in {where}; rerun the same command with --resume to "
-                    f"continue", signum)
+                    f"stopped by {signal.Signals(signum).name} at step "
+                    f"{state.step}/{run.total}: checkpoint saved in {run.where}; rerun the same "
+                    f"command with --resume to continue", signum)
     bar.close()
     tracker.end()
-    seconds = elapsed + time.perf_counter() - start
-    if processes > 1:  # counted per process
-        tokens, seen = (int(x) for x in accelerator.reduce(
-            torch.tensor([tokens, seen], device=accelerator.device), "sum").tolist())
+    return state
 
-    _restore(core, top, best["state"])
-    first = tasks[0]
+
+def _resume(run: Run) -> TrainState:
+    """The checkpoint's state, its weights, optimizer and schedule loaded into the run."""
+    saved, where = run.saved, run.where
+    state = checkpoint.restored_state(saved, run.key, where)
+    run.core.load_module_state(run.top, saved["module"], f"checkpoint {where}")
+    run.core.load_head_state(saved["head"])
+    run.optimizer.load_state_dict(saved["optimizer"])
+    run.scheduler.load_state_dict(saved["scheduler"])
+    run.last_checkpoint = state.step
+    if state.masking is not None:
+        run.masking_collate.generator.set_state(state.masking)
+    # Last, so that nothing above (loading, building the model) moves them.
+    checkpoint.set_rng_state(saved["rng"])
+    logs.logger.info(f"resuming from the checkpoint at step {state.step}/{run.total} in {where}")
+    return state
+
+
+def _checkpoint(run: Run, state: TrainState, position: int) -> None:
+    """Save the run at this step (the main process writes it)."""
+    if run.accelerator.is_main_process:
+        seconds = state.seconds + time.perf_counter() - run.started
+        checkpoint.save_state(
+            run.where, run.key, replace(state, position=position, seconds=seconds),
+            {"module": run.core.module_state(run.top), "head": run.core.head_state(),
+             "optimizer": run.optimizer.state_dict(), "scheduler": run.scheduler.state_dict()},
+            {"step": state.step, "total": run.total,
+             "epoch": round(position / sum(run.key.batches.values()), 3),
+             "task": run.cfg.task, "output": str(run.cfg.output),
+             "config_hash": checkpoint.config_hash(run.key.config),
+             "resume": "rerun the same command with --resume"})
+    run.last_checkpoint = state.step
+
+
+def _resume_hint(run: Run) -> str:
+    if run.last_checkpoint is None:
+        return "no checkpoint was written yet: rerun the same command to start over"
+    return (f"the last checkpoint (step {run.last_checkpoint}/{run.total}) is in {run.where}: "
+            f"rerun the same command with --resume to continue")
+
+
+def _evaluate(run: Run, state: TrainState, tracker) -> None:
+    """Dev evaluation; the best state so far is kept. Every process evaluates: the weights
+    are the same, so are the numbers and the choice of the best step; no process waits."""
+    values, metric = _evaluate_dev(run.core, run.data, run.backbone.tokenizer, run.cfg.seed)
+    tracker.evaluation(state.step, values, metric)
+    state.history.append({"step": state.step, "loss": state.running, **values})
+    if state.best["state"] is None or metric > state.best["metric"]:  # NaN never wins
+        state.best = {"metric": metric, "step": state.step,
+                      "state": _snapshot(run.core, run.top), "values": values}
+    run.model.train()
+
+
+def _optimizer_step(run: Run, pending: list, step: int) -> tuple[float, Any]:
+    """One optimizer step over the pending micro-batches: (loss, gradient norm)."""
+    loss_value = _backward(run, pending, step)
+    grad_norm = run.accelerator.clip_grad_norm_(run.params, 1.0)
+    run.optimizer.step()
+    run.scheduler.step()
+    run.optimizer.zero_grad(set_to_none=True)
+    return loss_value, grad_norm
+
+
+def _backward(run: Run, pending: list, step: int) -> float:
+    """Forward and backward over the step's micro-batches, each in `run.chunks` pieces; out
+    of memory: start the step again in twice as many pieces (one process only)."""
+    while True:
+        try:
+            loss_value = 0.0
+            for i, (name, batch) in enumerate(pending):
+                # The step's loss as reported is its last micro-batch's (as it always was).
+                loss_value = _backward_batch(run, name, batch, i == len(pending) - 1, step)
+            return loss_value
+        except Exception as e:  # noqa: BLE001 - only out-of-memory errors are handled
+            if not memory.is_oom(e):
+                raise
+            run.optimizer.zero_grad(set_to_none=True)
+            memory.release()
+            widest = max(len(b["labels"]) for _, b in pending)
+            if run.processes > 1 or run.chunks >= widest:
+                raise AdapterxlError(
+                    f"out of memory at step {step + 1} with micro-batches of "
+                    f"{-(-widest // run.chunks)} examples; pass a smaller --micro-batch-size "
+                    f"or --max-length (then --resume from the last checkpoint)") from None
+            run.chunks *= 2
+            logs.logger.info(f"out of memory at step {step + 1}: running each micro-batch of "
+                             f"{run.micro} in {run.chunks} pieces from now on (same data, "
+                             f"same effective batch)")
+
+
+def _backward_batch(run: Run, name: str, batch: dict, last: bool, step: int) -> float:
+    acc, device = run.accelerator, run.backbone.device
+    run.core.use_head(name)
+    parts = memory.split(batch, run.chunks)
+    rows, loss_value = len(batch["labels"]), 0.0
+    for j, part in enumerate(parts):
+        part = {k: v.to(device) for k, v in part.items()}
+        # Gradients are averaged across processes at the step's last backward only.
+        sync = last and j == len(parts) - 1
+        with nullcontext() if sync else acc.no_sync(run.model):
+            loss = run.model(**part)["loss"]
+            diverged = not bool(torch.isfinite(loss))
+            if run.processes > 1:  # all stop, or none: a lone one would deadlock
+                diverged = bool(acc.reduce(torch.tensor(float(diverged), device=acc.device),
+                                           "max"))
+            if diverged:
+                raise AdapterxlError(_diverged(loss.item(), step + 1, run.hp["lr"], run.where,
+                                               run.last_checkpoint))
+            share = len(part["labels"]) / rows
+            acc.backward(loss * share / run.accum)
+        loss_value += loss.item() * share
+    return loss_value
+
+
+def finish(run: Run, state: TrainState) -> dict:
+    """The best state restored and saved as the module (the main process writes it, then
+    removes the checkpoint); returns the run's results."""
+    acc, cfg, data = run.accelerator, run.cfg, run.data
+    seconds = state.seconds + time.perf_counter() - run.started
+    tokens, seen = state.tokens, state.seen
+    if run.processes > 1:  # counted per process
+        tokens, seen = (int(x) for x in acc.reduce(
+            torch.tensor([tokens, seen], device=acc.device), "sum").tolist())
+    _restore(run.core, run.top, state.best["state"])
+    multi, first = len(data) > 1, next(iter(data.values())).task
     result = {
-        "task": cfg.task if multi else first.name, "steps": step,
+        "task": cfg.task if multi else first.name, "steps": state.step,
         "epochs_seen": round(seen / sum(len(d.train_features) for d in data.values()), 3),
-        "best_step": best["step"],
+        "best_step": state.best["step"],
         "metric": "mean of the tasks' primary metrics" if multi else first.metric,
-        "dev": best["metric"], "dev_metrics": best.get("values", {}), "warnings": warnings,
-        "train_seconds": round(seconds, 2), "tokens": tokens,
-        "tokens_per_second": round(tokens / seconds, 1), "history": history,
-        "trainable_parameters": sum(p.numel() for p in params),
-        "micro_batch_size": micro, "micro_batch_chunks": chunks,
-        "gradient_checkpointing": core.checkpointing,
+        "dev": state.best["metric"], "dev_metrics": state.best.get("values", {}),
+        "warnings": run.warnings, "train_seconds": round(seconds, 2), "tokens": tokens,
+        "tokens_per_second": round(tokens / seconds, 1), "history": state.history,
+        "trainable_parameters": sum(p.numel() for p in run.params),
+        "micro_batch_size": run.micro, "micro_batch_chunks": run.chunks,
+        "gradient_checkpointing": run.core.checkpointing,
     }
     if multi:
         result["sampling"] = {"strategy": cfg.sampling, "temperature": cfg.sampling_temperature,
-                              "probabilities": probabilities}
-    if saved is not None:
-        result["resumed_from_step"] = saved["step"]
-    if accelerator.is_main_process:
-        manifest = _manifest(cfg, data, core, top, hp, init_from, result, rows)
-        module = save_module(cfg.output, manifest, core.module_state(top), core.head_state(),
-                             lower, fused=fuse)
+                              "probabilities": run.probabilities}
+    if run.saved is not None:
+        result["resumed_from_step"] = run.saved["step"]
+    if acc.is_main_process:
+        manifest = _manifest(cfg, data, run.core, run.top, run.hp, run.comp.init_from, result,
+                             run.rows)
+        module = save_module(cfg.output, manifest, run.core.module_state(run.top),
+                             run.core.head_state(), run.comp.lower, fused=run.comp.fuse)
         result["module"] = str(module.path)
         _io.write_json(module.path / "train-results.json", result)
-        checkpoint.remove(where)  # the module is safely saved: nothing left to resume
-    accelerator.wait_for_everyone()
+        checkpoint.remove(run.where)  # the module is safely saved: nothing left to resume
+    acc.wait_for_everyone()
     return result
+
+
+def _data_source(cfg, task, given: tuple | None = None) -> dict:
+    """A manifest's `data` entry for one task."""
+    if given is not None:
+        return given_provenance(*given)
+    if get_format(task.format).language:
+        return text_provenance(task, cfg.text, cfg.dataset)
+    return provenance(task, DataSource(cfg.data, cfg.data_dir))
 
 
 OPTIMIZERS = ("adamw", "adamw8bit", "paged_adamw", "paged_adamw8bit")
@@ -695,11 +722,6 @@ class _TrackMasking:
         return batch
 
 
-def _plain(value):
-    """Metric values as plain floats (numpy scalars do not load with weights_only=True)."""
-    return json.loads(json.dumps(value, default=float))
-
-
 def _diverged(loss: float, step: int, lr: float, where: Path, last: int | None) -> str:
     what = f"loss became {loss} at step {step}"
     advice = f"lower the learning rate (now {lr}) or use --precision fp32"
@@ -716,26 +738,6 @@ def _restore(model, top, state) -> None:
         return
     model.load_module_state(top, state["module"], "best checkpoint")
     model.load_head_state(state["head"])
-
-
-def _data_source(cfg, task, given: tuple | None = None) -> dict:
-    if given is not None:
-        return {"source": "rows", "train": len(given[0]), "validation": len(given[1])}
-    if task.format == "mlm":
-        return {"source": "text", "text": str(Path(cfg.text).resolve()) if cfg.text else None,
-                "dataset": cfg.dataset,
-                "samples": None if cfg.text or cfg.dataset else f"text/{task.train_language}.txt",
-                "validation": "5% of the lines held out (at most 2000)"}
-    data = {"source": source_kind(cfg.data, cfg.data_dir)}
-    if data["source"] == "hf":
-        # with the commit each source resolved to ("unpinned" when that cannot be known)
-        data["train"] = provenance(task, "train", task.train_language)
-        data["validation"] = (provenance(task, "validation", task.train_language)
-                              if "validation" in task.sources else
-                              "5% of train held out (the Hub has no English dev set)")
-    elif data["source"] == "local":
-        data["dir"] = str(Path(cfg.data_dir).resolve())
-    return data
 
 
 def _manifest(cfg, data: dict[str, _TaskData], model, top, hp, init_from, result,

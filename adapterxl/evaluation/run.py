@@ -1,6 +1,8 @@
 """Zero-shot evaluation: a module trained on English, scored on every language of its task
 (or of a whole benchmark suite), with predictions written in the submission layout that
-XTREME's evaluate.py reads: <dir>/<task>/<split>-<lang>.<ext>."""
+XTREME's evaluate.py reads: <dir>/<task>/<split>-<lang>.<ext>. How one language is scored is
+the task format's (`Format.evaluate`); this module picks the languages, loads the model once
+and writes the results."""
 from __future__ import annotations
 
 import time
@@ -9,15 +11,15 @@ from pathlib import Path
 from .. import _io
 from ..errors import AdapterxlError
 
-QA_METRICS = ("squad", "squad_v2", "mlqa")
-
 
 def check_predictable(module, task) -> str | None:
     """A module predicts another task only with the same format and the same labels in the same
     order (an MNLI module scores XNLI directly; a SQuAD module scores XQuAD). Retrieval reads
     representations, so any module serves. Returns the head that predicts it (a multi-task
     module has one per task: the task's own, else the first that fits)."""
-    if task.format == "retrieval":
+    from ..formats import get_format
+
+    if get_format(task.format).head is None:  # scored on representations: any module
         return None
     theirs = module.manifest
     heads = list(module.heads)
@@ -100,20 +102,13 @@ def evaluate(task: str, module: str, languages="all", data: str | None = None, d
     commits they resolved to, or the local folder), the date, the runtime and a percentile
     bootstrap 95% interval of the task score per language and for the average (`bootstrap`
     resamples; 0 turns it off)."""
-    import datetime
-
-    from ..training import versions
-    from . import bootstrap as boot
     from ..backbone import load_backbone
-    from ..data.sources import available_languages, load_split
-    from ..formats import get_format, predict
-    from ..formats.retrieval import default_layer
+    from ..data.sources import available_languages
     from ..modules import load_for_inference, open_module
     from ..tasks import check_split, get_task
-    from . import metrics
+    from ..training import versions  # noqa: the package versions (moving to the ground floor)
 
     task_ = get_task(task)
-    fmt = get_format(task_.format)
     check_split(split)
     config = {"task": task, "module": str(module), "languages": languages, "data": data,
               "data_dir": None if data_dir is None else str(data_dir), "split": split,
@@ -129,99 +124,110 @@ def evaluate(task: str, module: str, languages="all", data: str | None = None, d
     wanted = task_.resolve_languages(languages, suite=suite)
     have = set(available_languages(task_, split, data, data_dir))
     langs = [lang for lang in wanted if lang in have]
-    skipped = [lang for lang in wanted if lang not in have]
     if not langs:
         raise AdapterxlError(f"no {split} data for {task} in {', '.join(wanted)} "
                              f"(source: {data_dir or data})")
     backbone = load_backbone(model or mod.manifest["backbone"]["id"], precision, quantize,
                              trust_remote_code=trust_remote_code, allow_pickle=allow_pickle)
     net = load_for_inference(backbone, mod, force=force, task=head)
-    labels = mod.labels_for(head) if head else []
-    swap = language_swap(net, mod, lang_modules)
-    used = {}
-    max_length = max_length or task_.hyperparameters.get("max_length", 256)
     out_dir = Path(output) if output else mod.path / "eval"
     pred_dir = Path(predictions_dir) if predictions_dir else out_dir
-    if fmt.head is None:
-        if layer is None:
-            layer = task_.hyperparameters.get("layer") or default_layer(net.num_layers)
+    options = {"max_length": max_length or task_.hyperparameters.get("max_length", 256),
+               "batch_size": batch_size, "resamples": bootstrap, "layer": layer}
+    started, start = _now(), time.perf_counter()
+    scored, used = _score_languages(
+        net, mod, task_, langs, split, (data, data_dir, max_examples), pred_dir,
+        mod.labels_for(head) if head else [], language_swap(net, mod, lang_modules), options)
+    summary = _summary(task_, scored, bootstrap)
+    result = {"task": task, "split": split, "metric": task_.metric, "module": str(mod.path),
+              "stack": [m.name for m in mod.chain()], "backbone": backbone.id,
+              **{k: summary[k] for k in ("per_language", "average", "score", "examples")},
+              "skipped_languages": [lang for lang in wanted if lang not in have],
+              **{k: summary[k] for k in ("partially_labeled", "unlabeled_languages")},
+              "data": {"source": "local", "dir": str(data_dir)} if data_dir else {"source": data},
+              "seconds": round(time.perf_counter() - start, 2),
+              "predictions": str(pred_dir / task), "date": started, "ci95": summary["ci95"],
+              "datasets": {lang: _sources(task_, split, lang, data, data_dir) for lang in langs},
+              "config": config,
+              "module_config": {k: mod.manifest.get(k) for k in (
+                  "name", "task", "method", "backbone", "hyperparameters", "seed", "data",
+                  "created") if k in mod.manifest} | {"stack": [m.name for m in mod.chain()]},
+              "versions": versions()}
+    if used:
+        result["language_modules"] = used
+    layers = {s.layer for s in scored.values()} - {None}
+    if layers:
+        result["layer"] = layers.pop()
+        extra = {lang: s.extra for lang, s in scored.items()}
+        if any(extra.values()):
+            result["retrieval"] = extra
+    _io.write_json(out_dir / "results.json" if not suite else out_dir / task / "results.json",
+                   result)
+    return result
 
-    per_language, counts, extra, samples, sources = {}, {}, {}, {}, {}
-    partial, unlabeled = {}, []  # languages scored on part of their rows / not scored
-    started = datetime.datetime.now(datetime.timezone.utc)
-    start = time.perf_counter()
+
+def _score_languages(net, mod, task, langs: list[str], split: str, source: tuple, pred_dir,
+                     labels: list, swap, options: dict) -> tuple[dict, dict]:
+    """Each language evaluated by the task's format and its predictions written; returns
+    {lang: Scored} and which language module served each language (with `swap`)."""
+    from ..data.sources import available_languages, load_split
+    from ..formats import get_format
+
+    fmt = get_format(task.format)
+    data, data_dir, max_examples = source
+    scored, used = {}, {}
     for lang in langs:
-        rows = load_split(task_, split, lang, data=data, data_dir=data_dir,
+        rows = load_split(task, split, lang, data=data, data_dir=data_dir,
                           max_examples=max_examples)
-        sources[lang] = _sources(task_, split, lang, data, data_dir)
+
+        def dev(lang=lang):  # the validation rows of this language (BUCC tunes on them)
+            if split == "validation" or lang not in available_languages(
+                    task, "validation", data, data_dir):
+                return None
+            return load_split(task, "validation", lang, data=data, data_dir=data_dir)
+
         if swap is not None:
             used[lang] = swap(lang)
-        if fmt.head is None:
-            dev = None
-            if task_.metric == "bucc_f1" and split != "validation" and \
-                    lang in available_languages(task_, "validation", data, data_dir):
-                dev = load_split(task_, "validation", lang, data=data, data_dir=data_dir)
-            preds, values, extra[lang] = fmt.run(net, rows, backbone.tokenizer, task_.metric,
-                                                 layer, max_length, batch_size, dev)
-            counts[lang] = len(rows["queries"])
-        else:
-            features = fmt.encode(rows, backbone.tokenizer, max_length, False, task_)
-            outputs = predict(net, features, backbone.tokenizer, batch_size,
-                              desc=f"evaluate {task} {lang}")
-            preds = fmt.decode(outputs, features, rows, labels, task_)
-            counts[lang] = len(rows)
-            # Scored on the labeled rows; hidden test labels (none labeled): predict-only, the
-            # submission file is still written. Either is said in results.json and the table.
-            keep = [i for i, r in enumerate(rows) if fmt.labeled(r)]
-            values = None
-            if not keep:
-                unlabeled.append(lang)
-            else:
-                if len(keep) < len(rows):
-                    partial[lang] = {"labeled": len(keep), "unlabeled": len(rows) - len(keep)}
-                lpreds, lrows = [preds[i] for i in keep], [rows[i] for i in keep]
-                values = fmt.score(task_.metric, lpreds, lrows, labels, lang)
-                samples[lang] = boot.resampled_scores(task_.format, fmt, task_.metric, lpreds,
-                                                      lrows, labels, lang, resamples=bootstrap)
-        fmt.write(preds, rows, labels, pred_dir / task / f"{split}-{lang}.{fmt.extension}")
-        if values is not None:
-            per_language[lang] = values
+        scored[lang] = fmt.evaluate(net, rows, net.backbone.tokenizer, task, labels, lang,
+                                    desc=f"evaluate {task.name} {lang}", dev=dev, **options)
+        fmt.write(scored[lang].predictions, rows, labels,
+                  pred_dir / task.name / f"{split}-{lang}.{fmt.extension}")
+    return scored, used
+
+
+def _summary(task, scored: dict, bootstrap: int) -> dict:
+    """Per-language values, their average, the task score and the 95% intervals. Languages
+    without labels are predicted only; partly labeled ones are scored on their labeled rows."""
+    from ..formats import get_format
+    from . import bootstrap as boot
+    from . import metrics
+
+    per_language = {lang: s.values for lang, s in scored.items() if s.values is not None}
     average = {k: sum(v[k] for v in per_language.values()) / len(per_language)
                for k in (next(iter(per_language.values())) if per_language else {})}
-    result = {
-        "task": task, "split": split, "metric": task_.metric, "module": str(mod.path),
-        "stack": [m.name for m in mod.chain()], "backbone": backbone.id,
+    samples = {lang: s.samples for lang, s in scored.items()}
+    return {
         "per_language": per_language, "average": average or None,
-        "score": metrics.task_score(task_.metric, average) if average else None,
-        "examples": counts, "skipped_languages": skipped,
-        "partially_labeled": partial, "unlabeled_languages": unlabeled,
-        "data": {"source": "local", "dir": str(data_dir)} if data_dir else {"source": data},
-        "seconds": round(time.perf_counter() - start, 2),
-        "predictions": str(pred_dir / task),
-        "date": started.isoformat(timespec="seconds"),
-        "ci95": None if not bootstrap or task_.format == "retrieval" else {
+        "score": metrics.task_score(task.metric, average) if average else None,
+        "examples": {lang: s.examples for lang, s in scored.items()},
+        "partially_labeled": {lang: {"labeled": s.labeled, "unlabeled": s.examples - s.labeled}
+                              for lang, s in scored.items()
+                              if s.labeled and s.labeled < s.examples},
+        "unlabeled_languages": [lang for lang, s in scored.items() if s.labeled == 0],
+        "ci95": None if not bootstrap or not get_format(task.format).per_example else {
             "of": "task score (metrics.task_score: QA (EM+F1)/2)",
             "method": f"percentile bootstrap, {bootstrap} resamples of the examples "
                       f"(sentences for tagging), seed {boot.SEED}",
             "per_language": {lang: boot.interval(samples.get(lang)) for lang in per_language},
             "average": boot.average_interval({lang: samples.get(lang)
                                               for lang in per_language})},
-        "datasets": sources,
-        "config": config,
-        "module_config": {k: mod.manifest.get(k) for k in (
-            "name", "task", "method", "backbone", "hyperparameters", "seed", "data",
-            "created") if k in mod.manifest} | {"stack": [m.name for m in mod.chain()]},
-        "versions": versions(),
     }
-    if used:
-        result["language_modules"] = used
-    if fmt.head is None:
-        result["layer"] = layer
-        if any(extra.values()):
-            result["retrieval"] = extra
-    _io.write_json(out_dir / "results.json" if not suite else out_dir / task / "results.json",
-                   result)
-    return result
+
+
+def _now() -> str:
+    import datetime
+
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
 
 
 def _sources(task, split: str, lang: str, data: str, data_dir) -> dict:
@@ -246,6 +252,7 @@ def evaluate_suite(suite: str, modules: dict[str, str], data: str | None = None,
     name to its module; the key "*" is a folder holding one module per task (<dir>/<task>);
     "retrieval" is the module whose representations BUCC / Tatoeba / LAReQA / Mewsli-X read
     when no module is named for them. Tasks without a module are reported as missing."""
+    from ..formats import get_format
     from ..tasks import SUITES, suite_tasks
     from .metrics import suite_score
 
@@ -262,7 +269,7 @@ def evaluate_suite(suite: str, modules: dict[str, str], data: str | None = None,
         path = modules.get(task.name)
         if path is None and "*" in modules and (Path(modules["*"]) / task.name).is_dir():
             path = str(Path(modules["*"]) / task.name)
-        if path is None and task.format == "retrieval":
+        if path is None and get_format(task.format).head is None:  # reads representations
             path = modules.get("retrieval")
         if path is None:
             missing.append(task.name)
@@ -279,66 +286,3 @@ def evaluate_suite(suite: str, modules: dict[str, str], data: str | None = None,
     return summary
 
 
-def _cell(metric: str, values: dict | None) -> str:
-    if values is None:
-        return "-"
-    if metric in QA_METRICS:
-        return f"{100 * values['f1']:.1f}/{100 * values['exact_match']:.1f}"
-    from .metrics import primary
-
-    return f"{100 * primary(metric, values):.1f}"
-
-
-def format_table(result: dict) -> str:
-    """Per-language scores (x100; QA as F1/EM) and the average, as a markdown table."""
-    per = result["per_language"]
-    langs = list(per)
-    metric = result["metric"]
-    head = "| " + " | ".join(["task"] + langs + ["avg"]) + " |"
-    rule = "|" + "---|" * (len(langs) + 2)
-    row = "| " + " | ".join([result["task"]] + [_cell(metric, per[lang]) for lang in langs]
-                            + [_cell(metric, result["average"])]) + " |"
-    lines = [head, rule, row]
-    ci = (result.get("ci95") or {})
-    if ci.get("per_language") and any(ci["per_language"].values()):
-        def span(v):
-            return "-" if not v else f"{100 * v[0]:.1f}–{100 * v[1]:.1f}"
-        lines.append("| 95% CI | " + " | ".join(span(ci["per_language"].get(lang))
-                                                for lang in langs)
-                     + f" | {span(ci.get('average'))} |")
-    if result.get("language_modules"):
-        used = result["language_modules"]
-        lines.insert(2 + 1, "| language module | " + " | ".join(used.get(lang, "-")
-                                                                for lang in langs) + " | |")
-    if result.get("skipped_languages"):
-        lines.append(f"(no {result['split']} data for: {', '.join(result['skipped_languages'])})")
-    for lang, n in (result.get("partially_labeled") or {}).items():
-        lines.append(f"({lang}: scored on its {n['labeled']} labeled rows; {n['unlabeled']} "
-                     f"unlabeled rows predicted only)")
-    if per and result.get("unlabeled_languages"):
-        lines.append(f"(no labels in the {result['split']} split for: "
-                     f"{', '.join(result['unlabeled_languages'])}: predictions only, in "
-                     f"{result['predictions']})")
-    if not per:
-        lines.append(f"(no labels in the {result['split']} split: predictions only, in "
-                     f"{result['predictions']})")
-    return "\n".join(lines)
-
-
-def format_suite(summary: dict) -> str:
-    """The benchmark table: one row per task (its language average; QA as F1/EM) and the
-    suite score (mean of task scores, QA counted as (EM+F1)/2)."""
-    lines = ["| task | metric | languages | score |", "|---|---|---|---|"]
-    for name, r in summary["tasks"].items():
-        lines.append(f"| {name} | {r['metric']} | {len(r['per_language']) or len(r['examples'])}"
-                     f" | {_cell(r['metric'], r['average'])} |")
-    for name in summary["missing"]:
-        lines.append(f"| {name} | - | - | no module |")
-    score = summary["score"]
-    label = summary["suite"].upper().replace("XTREME-R", "XTREME-R")
-    lines.append("")
-    lines.append(f"{label} score: " + ("-" if score is None else f"{100 * score:.1f}")
-                 + ("" if summary["complete"] else
-                    f" (partial: {len(summary['task_scores'])} of "
-                    f"{len(summary['task_scores']) + len(summary['missing'])} tasks scored)"))
-    return "\n".join(lines)

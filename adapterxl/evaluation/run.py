@@ -103,7 +103,7 @@ def evaluate(task: str, module: str, languages="all", data: str | None = None, d
     bootstrap 95% interval of the task score per language and for the average (`bootstrap`
     resamples; 0 turns it off)."""
     from ..backbone import load_backbone
-    from ..data.sources import available_languages
+    from ..data.sources import DataSource, available_languages
     from ..modules import load_for_inference, open_module
     from ..tasks import check_split, get_task
     from ..training import versions  # noqa: the package versions (moving to the ground floor)
@@ -136,7 +136,7 @@ def evaluate(task: str, module: str, languages="all", data: str | None = None, d
                "batch_size": batch_size, "resamples": bootstrap, "layer": layer}
     started, start = _now(), time.perf_counter()
     scored, used = _score_languages(
-        net, mod, task_, langs, split, (data, data_dir, max_examples), pred_dir,
+        net, task_, langs, split, DataSource(data, data_dir), max_examples, pred_dir,
         mod.labels_for(head) if head else [], language_swap(net, mod, lang_modules), options)
     summary = _summary(task_, scored, bootstrap)
     result = {"task": task, "split": split, "metric": task_.metric, "module": str(mod.path),
@@ -166,25 +166,21 @@ def evaluate(task: str, module: str, languages="all", data: str | None = None, d
     return result
 
 
-def _score_languages(net, mod, task, langs: list[str], split: str, source: tuple, pred_dir,
+def _score_languages(net, task, langs: list[str], split: str, source, max_examples, pred_dir,
                      labels: list, swap, options: dict) -> tuple[dict, dict]:
     """Each language evaluated by the task's format and its predictions written; returns
     {lang: Scored} and which language module served each language (with `swap`)."""
-    from ..data.sources import available_languages, load_split
     from ..formats import get_format
 
     fmt = get_format(task.format)
-    data, data_dir, max_examples = source
     scored, used = {}, {}
     for lang in langs:
-        rows = load_split(task, split, lang, data=data, data_dir=data_dir,
-                          max_examples=max_examples)
+        rows = source.load(task, split, lang, max_examples=max_examples)
 
         def dev(lang=lang):  # the validation rows of this language (BUCC tunes on them)
-            if split == "validation" or lang not in available_languages(
-                    task, "validation", data, data_dir):
+            if split == "validation" or lang not in source.languages(task, "validation"):
                 return None
-            return load_split(task, "validation", lang, data=data, data_dir=data_dir)
+            return source.load(task, "validation", lang)
 
         if swap is not None:
             used[lang] = swap(lang)

@@ -12,7 +12,6 @@ library functions).
 """
 from __future__ import annotations
 
-import random
 from dataclasses import fields
 from pathlib import Path
 
@@ -106,9 +105,9 @@ def train(task: str, output: str, *, rows=None, dev_rows=None, format: str | Non
         if dev_rows is not None:
             dev = canonical_rows(t, dev_rows, "dev_rows")
         else:
-            random.Random(settings.get("seed", 42)).shuffle(train_rows)
-            held = max(1, len(train_rows) // 10)
-            dev, train_rows = train_rows[:held], train_rows[held:]
+            from .data.split import hold_out
+
+            train_rows, dev = hold_out(train_rows, settings.get("seed", 42), 10)
         given = {task: (train_rows, dev)}
     for key in ("stack", "fuse"):
         if isinstance(settings.get(key), (str, Path)):

@@ -457,10 +457,10 @@ def loop(run: Run, progress: bool = True) -> TrainState:
             if state.step in run.eval_at:
                 _evaluate(run, state, tracker)
             # Every process has now trained on every micro-batch of the stream before this.
-            position = g - acc.process_index + run.processes
+            state.position = g - acc.process_index + run.processes
             # Only here, at an optimizer-step boundary: no gradients are half accumulated.
             if state.step in run.eval_at or (run.every and state.step % run.every == 0):
-                _checkpoint(run, state, position)
+                _checkpoint(run, state)
             if state.step >= run.total:
                 break
             # Asked to stop (preemption, time limit, Ctrl-C): here, at a step boundary, with a
@@ -470,7 +470,7 @@ def loop(run: Run, progress: bool = True) -> TrainState:
                 signum = int(acc.reduce(torch.tensor(float(signum), device=acc.device), "max"))
             if signum:
                 if run.last_checkpoint != state.step:
-                    _checkpoint(run, state, position)
+                    _checkpoint(run, state)
                 bar.close()
                 tracker.end()
                 raise preemption.Stopped(
@@ -499,16 +499,16 @@ def _resume(run: Run) -> TrainState:
     return state
 
 
-def _checkpoint(run: Run, state: TrainState, position: int) -> None:
+def _checkpoint(run: Run, state: TrainState) -> None:
     """Save the run at this step (the main process writes it)."""
     if run.accelerator.is_main_process:
         seconds = state.seconds + time.perf_counter() - run.started
         checkpoint.save_state(
-            run.where, run.key, replace(state, position=position, seconds=seconds),
+            run.where, run.key, replace(state, seconds=seconds),
             {"module": run.core.module_state(run.top), "head": run.core.head_state(),
              "optimizer": run.optimizer.state_dict(), "scheduler": run.scheduler.state_dict()},
             {"step": state.step, "total": run.total,
-             "epoch": round(position / sum(run.key.batches.values()), 3),
+             "epoch": round(state.position / sum(run.key.batches.values()), 3),
              "task": run.cfg.task, "output": str(run.cfg.output),
              "config_hash": checkpoint.config_hash(run.key.config),
              "resume": "rerun the same command with --resume"})

@@ -12,7 +12,6 @@ library functions).
 """
 from __future__ import annotations
 
-import random
 from dataclasses import fields
 from pathlib import Path
 
@@ -81,7 +80,7 @@ def train(task: str, output: str, *, rows=None, dev_rows=None, format: str | Non
     model, method, stack, init_from, fuse, lang_module, lr, epochs, max_steps, batch_size,
     quantize, report_to, ... (see `help(adapterxl.TrainConfig)`)."""
     from .tasks import catalog, get_task
-    from .train import TrainConfig, train_module
+    from .training import TrainConfig, train_module
 
     known = {f.name for f in fields(TrainConfig)}
     bad = sorted(set(settings) - known)
@@ -106,9 +105,9 @@ def train(task: str, output: str, *, rows=None, dev_rows=None, format: str | Non
         if dev_rows is not None:
             dev = canonical_rows(t, dev_rows, "dev_rows")
         else:
-            random.Random(settings.get("seed", 42)).shuffle(train_rows)
-            held = max(1, len(train_rows) // 10)
-            dev, train_rows = train_rows[:held], train_rows[held:]
+            from .data.split import hold_out
+
+            train_rows, dev = hold_out(train_rows, settings.get("seed", 42), 10)
         given = {task: (train_rows, dev)}
     for key in ("stack", "fuse"):
         if isinstance(settings.get(key), (str, Path)):

@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import random
 import shutil
 import tempfile
 import time
+from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -58,6 +61,72 @@ def check_config(saved: dict, current: dict, where: Path) -> None:
                 f"cannot resume: --{key.replace('_', '-')} is {current.get(key)!r} but the "
                 f"checkpoint in {where} was made with {saved.get(key)!r}; rerun with the same "
                 f"settings, or delete {where} to start over")
+
+
+# ---- the training state --------------------------------------------------------------------
+@dataclass
+class TrainState:
+    """What the training loop changes, besides the weights and the optimizer: saved in every
+    checkpoint and restored on --resume, so that the resumed run continues exactly."""
+    step: int = 0                 # optimizer steps taken
+    position: int = 0             # micro-batches of the run's stream consumed (all processes)
+    tokens: int = 0               # tokens trained on (this process)
+    seen: int = 0                 # examples trained on (this process)
+    running: float | None = None  # the loss's moving average
+    seconds: float = 0.0          # training time before this process started
+    history: list = field(default_factory=list)  # dev evaluations: step, loss, values
+    best: dict = field(default_factory=lambda: {"metric": -math.inf, "step": 0, "state": None})
+    masking: Any = None           # the MLM masking generator's state after the last batch
+
+
+@dataclass(frozen=True)
+class RunKey:
+    """What a checkpoint must have been made by to be resumed: the same settings, backbone
+    weights, data (micro-batches per epoch and task) and number of processes."""
+    config: dict
+    fingerprint: str
+    batches: dict
+    processes: int
+
+    def check(self, saved: dict, where: Path) -> None:
+        """Refuse (one line) a checkpoint made by another backbone, data or process count;
+        the settings are compared earlier (check_config), before anything loads."""
+        if saved["fingerprint"] != self.fingerprint:
+            raise AdapterxlError(f"cannot resume: the backbone's weights differ from those the "
+                                 f"checkpoint in {where} was trained on; delete it to start over")
+        if saved["batches"] != self.batches:
+            raise AdapterxlError(f"cannot resume: the training data changed ({self.batches} "
+                                 f"micro-batches per epoch, the checkpoint in {where} saw "
+                                 f"{saved['batches']}); delete it to start over")
+        if saved.get("processes", 1) != self.processes:
+            raise AdapterxlError(f"cannot resume: the checkpoint in {where} was made by "
+                                 f"{saved.get('processes', 1)} process(es), this run has "
+                                 f"{self.processes}; resume with as many, or delete it to "
+                                 f"start over")
+
+
+def save_state(where: Path, key: RunKey, state: TrainState, weights: dict, info: dict) -> None:
+    """A checkpoint of the run at `state`: `weights` holds the state dicts of "module",
+    "head", "optimizer" and "scheduler"; the RNG states are taken now. The file's layout is
+    FORMAT_VERSION 2's: one flat dict."""
+    record = {f.name: getattr(state, f.name) for f in fields(TrainState)}
+    record["history"] = _plain(state.history)
+    record["best"] = {**state.best, "values": _plain(state.best.get("values", {}))}
+    save(where, {"format_version": FORMAT_VERSION, "config": key.config,
+                 "fingerprint": key.fingerprint, "batches": key.batches,
+                 "processes": key.processes, **record, **weights, "rng": rng_state()}, info)
+
+
+def restored_state(saved: dict, key: RunKey, where: Path) -> TrainState:
+    """The TrainState of a checkpoint read by `load`, once `key` agrees with it; the weights
+    are saved[name] for the names `save_state` took, the RNG states saved["rng"]."""
+    key.check(saved, where)
+    return TrainState(**{f.name: saved[f.name] for f in fields(TrainState)})
+
+
+def _plain(value):
+    """Metric values as plain floats (numpy scalars do not load with weights_only=True)."""
+    return json.loads(json.dumps(value, default=float))
 
 
 # ---- RNG states --------------------------------------------------------------------------

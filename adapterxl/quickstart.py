@@ -8,7 +8,7 @@ from pathlib import Path
 
 from .backbone import resolve
 from .evaluation import evaluate, format_table
-from .train import TrainConfig, train_module
+from .training import TrainConfig, train_module
 
 # recipes/quickstart.yaml is the same run as a recipe; tests/test_experiments.py keeps the two
 # in agreement.

@@ -109,7 +109,7 @@ def prepare(root: Path, p: dict) -> None:
 
 def train(task: str, data: Path, out: Path, p: dict, seed: int, steps: int,
           stack: list[str] | None = None) -> str:
-    from adapterxl.train import TrainConfig, train_module
+    from adapterxl.training import TrainConfig, train_module
 
     cfg = TrainConfig(task=task, model=MODEL, data_dir=str(data / task), output=str(out),
                       method="seq_bn", max_steps=steps, batch_size=p["batch_size"],

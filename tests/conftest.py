@@ -26,7 +26,7 @@ def tiny():
 
 def quick(task, output, **kw):
     """A short training run on the bundled samples."""
-    from adapterxl.train import TrainConfig, train_module
+    from adapterxl.training import TrainConfig, train_module
 
     backbone = kw.pop("backbone", None)
     cfg = dict(task=task, output=str(output), model="builtin:tiny-xlmr", data="samples",

@@ -242,7 +242,7 @@ class Counter:
     """Counts train_module calls; raises KeyboardInterrupt at call number `stop_at`."""
 
     def __init__(self, stop_at=None):
-        from adapterxl.train import train_module
+        from adapterxl.training import train_module
         self.real, self.calls, self.stop_at = train_module, [], stop_at
 
     def __call__(self, cfg, progress=True, backbone=None):

@@ -265,7 +265,7 @@ def test_matrix_covers_every_method_and_architecture():
 
 
 def test_unsupported_method_is_refused_before_training(tmp_path):
-    from adapterxl.train import TrainConfig, train_module
+    from adapterxl.training import TrainConfig, train_module
 
     cfg = TrainConfig(task="xnli", output=str(tmp_path / "out"), model="builtin:tiny-qwen2",
                       data="samples", method="prefix", max_steps=1, batch_size=4,

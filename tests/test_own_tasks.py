@@ -57,7 +57,7 @@ def test_own_task_trains_from_local_files(tmp_path, monkeypatch):
 
 
 def test_dataset_with_columns_replaces_the_sources(tmp_path):
-    from adapterxl.train import TrainConfig, _tasks
+    from adapterxl.training import TrainConfig, _tasks
 
     cfg = TrainConfig(task="mnli", output="x", dataset="acme/my-nli:default",
                       columns={"text": ["premise", "hypothesis"], "label": "gold"},

@@ -58,7 +58,7 @@ def make_store(run_dir, cells, metrics=(), modules=()):
 
 
 def _train(task, output, **kw):
-    from adapterxl.train import TrainConfig, train_module
+    from adapterxl.training import TrainConfig, train_module
 
     cfg = dict(task=task, output=str(output), model="builtin:tiny-xlmr", data="samples",
                max_steps=8, batch_size=16, max_length=64, lr=3e-3, evals=1)

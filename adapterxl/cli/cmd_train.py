@@ -54,7 +54,7 @@ def train_options(language: bool = False):
 
 def train(kw: dict, default_output: str) -> None:
     """Flags -> a TrainConfig -> train_module -> one line."""
-    from ..train import train_module
+    from ..training import train_module
 
     kw = {k: v for k, v in kw.items() if v is not None}
     kw["data"] = data_source(kw.get("data"), kw.get("data_dir"))

@@ -70,3 +70,20 @@ def load_split(task: Task, split: str, lang: str | None = None, data: str = "hf"
     if not rows:
         raise AdapterxlError(f"{where}: the {split} split is empty")
     return rows[:max_examples] if max_examples else rows
+
+
+class DataSource:
+    """Where a run reads its examples, resolved once from (data, data_dir): `kind` is "hf",
+    "samples" or "local" (a folder given wins over `data`)."""
+
+    def __init__(self, data: str = "hf", data_dir=None):
+        self.kind = source_kind(data, data_dir)
+        self.data, self.data_dir = data, data_dir
+
+    def load(self, task: Task, split: str, lang: str | None = None,
+             max_examples: int | None = None):
+        return load_split(task, split, lang, data=self.data, data_dir=self.data_dir,
+                          max_examples=max_examples)
+
+    def languages(self, task: Task, split: str) -> list[str]:
+        return available_languages(task, split, self.data, self.data_dir)

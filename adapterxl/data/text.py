@@ -10,6 +10,7 @@ from ..tasks import Task
 from .sources import SAMPLES
 
 LANGUAGE_HP = {"epochs": 1, "batch_size": 32, "max_length": 256}
+LANGUAGE_TASK = "mlm"  # the task name that trains a language module (train-language)
 
 
 def language_task(language: str) -> Task:
@@ -17,7 +18,7 @@ def language_task(language: str) -> Task:
     if not language or not language.isalpha() or not 2 <= len(language) <= 3:
         raise AdapterxlError(f"--language must be an ISO 639 code like sw or yor, "
                              f"got {language!r}")
-    return Task(name="mlm", description=f"masked language modelling on {language} text",
+    return Task(name=LANGUAGE_TASK, description=f"masked language modelling on {language} text",
                 format="mlm", role="language", languages=(language,), metric="accuracy",
                 sources={}, hyperparameters=dict(LANGUAGE_HP), train_language=language)
 
@@ -57,6 +58,14 @@ def language_rows(task: Task, text: str | None = None, dataset: str | None = Non
     if max_dev:
         dev = dev[:max_dev]
     return train, dev
+
+
+def text_provenance(task: Task, text: str | None, dataset: str | None) -> dict:
+    """A language module manifest's `data` entry: the text file, dataset or bundled sample."""
+    return {"source": "text", "text": str(Path(text).resolve()) if text else None,
+            "dataset": dataset,
+            "samples": None if text or dataset else f"text/{task.train_language}.txt",
+            "validation": "5% of the lines held out (at most 2000)"}
 
 
 def _dataset_text(spec: str, limit: int | None) -> list[dict]:

@@ -20,7 +20,7 @@ from pathlib import Path
 from ..errors import AdapterxlError
 from ..evaluation import evaluate
 from ..preemption import Stopped
-from ..train import TrainConfig, train_module
+from ..training import TrainConfig, train_module
 from . import grid as grid_
 from .cache import ModuleCache
 from .recipe import Recipe, load_recipe

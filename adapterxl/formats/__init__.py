@@ -4,6 +4,7 @@ submission layout. One file per format family; the training loop and evaluation 
 the `Format` interface."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -12,10 +13,32 @@ import torch
 from ..errors import unknown
 
 
+@dataclass
+class Scored:
+    """One language (or the dev set) evaluated: what `Format.evaluate` returns."""
+    predictions: list            # one per row (per query / candidate for a corpus), as written
+    values: dict | None          # metric values over the labeled rows; None: nothing scored
+    examples: int                # rows (queries of a corpus)
+    labeled: int | None          # rows scored; None: a corpus scored as a whole
+    samples: np.ndarray | None = None   # bootstrap values of the task score, when asked
+    extra: dict | None = None    # facts of the scoring itself (BUCC: the tuned threshold)
+    layer: int | None = None     # the hidden layer read, for formats scored on representations
+
+
 class Format:
     name: str = ""
     head: str | None = None       # head type in heads.py; None: no head (retrieval)
     extension: str = "tsv"          # submission file extension
+    language: bool = False          # trains language modules (masked language modelling)
+    per_example: bool = True        # the score averages over examples (so it bootstraps)
+
+    def labels(self, task, rows: list[dict], backbone) -> list[str]:
+        """The label set a head predicts: the catalogue's (none for formats without)."""
+        return list(task.labels) if task.labels is not None else []
+
+    def indexed(self, task, rows: list[dict], labels: list[str]) -> list[dict]:
+        """Rows whose labels index `labels` (they already do, unless a format says)."""
+        return rows
 
     def num_outputs(self, labels) -> int:
         return len(labels)
@@ -46,6 +69,33 @@ class Format:
 
     def collate(self, tokenizer, device, train: bool, seed: int):
         return None  # the default Collator
+
+    def evaluate(self, model, rows, tokenizer, task, labels, lang: str, *, max_length: int = 256,
+                 batch_size: int = 64, features: list[dict] | None = None, seed: int = 0,
+                 desc: str | None = None, resamples: int = 0, layer: int | None = None,
+                 dev=None) -> Scored:
+        """encode -> predict -> decode -> score: the predictions of every row, the metric
+        values of the labeled ones (hidden test labels: predictions only) and, with
+        `resamples`, their bootstrap values. `features` are the rows already encoded (the
+        training loop's dev set); `layer` and `dev` (a function returning the validation
+        rows of `lang`, or None) serve formats scored on representations."""
+        if features is None:
+            features = self.encode(rows, tokenizer, max_length, False, task)
+        outputs = predict(model, features, tokenizer, batch_size, desc=desc,
+                          collate=self.collate(tokenizer, model.backbone.device, False, seed))
+        predictions = self.decode(outputs, features, rows, labels, task)
+        keep = [i for i, r in enumerate(rows) if self.labeled(r)]
+        if rows and not keep:
+            return Scored(predictions, None, len(rows), 0)
+        kept, kept_rows = [predictions[i] for i in keep], [rows[i] for i in keep]
+        samples = None
+        if resamples:
+            from ..scoring import bootstrap
+
+            samples = bootstrap.resampled_scores(self.name, self, task.metric, kept, kept_rows,
+                                                 labels, lang, resamples=resamples)
+        return Scored(predictions, self.score(task.metric, kept, kept_rows, labels, lang),
+                      len(rows), len(keep), samples)
 
 
 def get_format(name: str) -> Format:

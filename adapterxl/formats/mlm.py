@@ -46,6 +46,11 @@ class MaskingCollator(Collator):
 
 class MaskedLM(Format):
     head = "mlm"
+    language = True
+
+    def labels(self, task, rows, backbone):
+        """The vocabulary: a masked token is predicted among all of them."""
+        return [str(i) for i in range(backbone.model.get_input_embeddings().num_embeddings)]
 
     def num_outputs(self, labels) -> int:
         return len(labels)

@@ -13,7 +13,7 @@ import json
 import torch
 
 from ..scoring import metrics, neighbours as retrieval
-from . import Format
+from . import Format, Scored
 
 
 def default_layer(num_layers: int) -> int:
@@ -43,12 +43,26 @@ def embed(model, texts: list[str], tokenizer, layer: int, max_length: int,
 class Retrieval(Format):
     head = None
     extension = "tsv"
+    per_example = False  # BUCC mining, Tatoeba, mAP are corpus-level: no bootstrap
 
     def num_outputs(self, labels) -> int:
         return 0
 
     def labeled(self, corpus):
         return corpus.get("gold") is not None
+
+    def evaluate(self, model, rows, tokenizer, task, labels, lang, *, max_length=256,
+                 batch_size=64, layer=None, dev=None, **_) -> Scored:
+        """The corpus embedded at `layer` (default: the task's, else 14/24 of the depth) and
+        searched; BUCC tunes its threshold on `dev()` (the validation corpus) when there is
+        one."""
+        if layer is None:
+            layer = task.hyperparameters.get("layer") or default_layer(model.num_layers)
+        tune = dev() if dev is not None and task.metric == "bucc_f1" else None
+        predictions, values, extra = self.run(model, rows, tokenizer, task.metric, layer,
+                                              max_length, batch_size, tune)
+        return Scored(predictions, values, len(rows["queries"]), None, extra=extra,
+                      layer=layer)
 
     def run(self, model, corpus: dict, tokenizer, metric: str, layer: int, max_length: int,
             batch_size: int, dev: dict | None = None) -> tuple[list, dict | None, dict]:

@@ -16,6 +16,20 @@ class Tagging(Format):
     def labeled(self, row):
         return row.get("tags") is not None
 
+    def labels(self, task, rows, backbone):
+        """The catalogue's tag set, or (CCG supertags) every tag seen in the data."""
+        if task.labels is not None:
+            return list(task.labels)
+        return sorted({t for r in rows if r.get("tags") for t in r["tags"]})
+
+    def indexed(self, task, rows, labels):
+        """Tag strings (a tag set collected from the data) -> indices into `labels`."""
+        if task.labels is not None:
+            return rows
+        lookup = {t: i for i, t in enumerate(labels)}
+        return [{**r, "tags": [lookup[t] if isinstance(t, str) else t for t in r["tags"]]}
+                if r.get("tags") else r for r in rows]
+
     def encode(self, rows, tokenizer, max_length, train, task):
         enc = tokenizer([r["tokens"] for r in rows], is_split_into_words=True, truncation=True,
                         max_length=max_length, return_overflowing_tokens=True)

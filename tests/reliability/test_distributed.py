@@ -35,7 +35,7 @@ def no_dropout(backbone):
 # One rank of the run: counts the modules it writes and reports them with its rank.
 CHILD = NO_DROPOUT + """
 import json, os, sys
-import adapterxl.train as train
+import adapterxl.training as train
 load = train.load_backbone
 train.load_backbone = lambda *args, **kwargs: no_dropout(load(*args, **kwargs))
 saves = []

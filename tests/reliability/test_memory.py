@@ -65,7 +65,7 @@ def test_out_of_memory_mid_run_backs_off_and_trains_the_same(tmp_path, monkeypat
         return forward(self, labels=labels, **inputs)
     monkeypatch.setattr(ModularModel, "forward", small_memory)
     caplog.set_level("INFO", logger="adapterxl")
-    from adapterxl.train import TrainConfig, train_module
+    from adapterxl.training import TrainConfig, train_module
 
     backed = train_module(TrainConfig(task="mnli", output=str(tmp_path / "backed"),
                                       model="builtin:tiny-xlmr", data="samples", max_length=64,

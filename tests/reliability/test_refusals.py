@@ -49,7 +49,7 @@ def test_bad_evaluate_settings(module, tmp_path, flag, value):
 
 def test_library_callers_get_the_same_checks(tmp_path):
     from adapterxl.errors import AdapterxlError
-    from adapterxl.train import TrainConfig
+    from adapterxl.training import TrainConfig
 
     for bad in ({"max_steps": 0}, {"lr": math.nan}, {"sampling_temperature": 0.0},
                 {"seed": 2 ** 70}, {"epochs": -1.0}):

@@ -32,7 +32,7 @@ def slow(self, *args, **kwargs):
     time.sleep(0.02)
     return forward(self, *args, **kwargs)
 ModularModel.forward = slow
-from adapterxl.train import TrainConfig, train_module
+from adapterxl.training import TrainConfig, train_module
 train_module(TrainConfig(**json.loads(sys.argv[1])), progress=False)
 """
 

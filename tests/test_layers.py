@@ -10,7 +10,6 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "adapterxl"
 MAX_FUNCTION_LINES = 120
@@ -224,21 +223,14 @@ def test_the_real_graph_is_read():
     assert "adapterxl.tasks" not in {_unit(t) for t in graph["adapterxl.errors"]}
 
 
-# --- the rules (issue 17: they hold once every part of the restructuring has merged) ---------
+# --- the rules ---------------------------------------------------------------------------
 
-PENDING = ("issue 17 is restructured in parallel branches: train.py -> training.py, "
-           "plan.py -> planning.py, cli.py -> cli/, modules/ no longer reaching up, the "
-           "formats base out of formats/__init__; this holds once they have merged")
-
-
-@pytest.mark.xfail(strict=False, reason=PENDING)
 def test_every_module_has_a_floor():
     rank = _rank()
     unplaced = sorted({_unit(m) for m in import_graph() if m not in EXEMPT} - set(rank))
     assert not unplaced, f"modules with no floor in FLOORS/GROUND: {unplaced}"
 
 
-@pytest.mark.xfail(strict=False, reason=PENDING)
 def test_no_import_runs_up_a_floor():
     graph = import_graph()
     rank = _rank()
@@ -248,19 +240,16 @@ def test_no_import_runs_up_a_floor():
     assert not bad, "imports from a lower floor to a higher one:\n" + "\n".join(bad)
 
 
-@pytest.mark.xfail(strict=False, reason=PENDING)
 def test_no_import_circle():
     found = circles(import_graph())
     assert not found, "import circles:\n" + "\n".join(" <-> ".join(c) for c in found)
 
 
-@pytest.mark.xfail(strict=False, reason=PENDING)
 def test_no_exported_name_is_also_a_submodule():
     found = clashing_names()
     assert not found, "exported names that are also submodules:\n" + "\n".join(found)
 
 
-@pytest.mark.xfail(strict=False, reason=PENDING)
 def test_no_function_over_120_lines():
     found = long_functions()
     assert not found, "functions over 120 lines:\n" + "\n".join(found)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..scoring import metrics
-from . import Format
+from .base import Format
 
 
 class Classification(Format):

@@ -9,7 +9,7 @@ import torch
 
 from ..data.preprocess import Collator
 from ..heads import IGNORE
-from . import Format
+from .base import Format
 
 MASK_PROBABILITY = 0.15
 

@@ -10,7 +10,7 @@ import json
 import numpy as np
 
 from ..scoring import metrics
-from . import Format
+from .base import Format
 
 N_BEST = 20
 MAX_ANSWER_TOKENS = 30

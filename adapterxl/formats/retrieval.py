@@ -13,7 +13,7 @@ import json
 import torch
 
 from ..scoring import metrics, neighbours as retrieval
-from . import Format, Scored
+from .base import Format, Scored
 
 
 def default_layer(num_layers: int) -> int:

@@ -7,7 +7,7 @@ import numpy as np
 
 from ..scoring import metrics
 from ..heads import IGNORE
-from . import Format
+from .base import Format
 
 
 class Tagging(Format):

@@ -68,7 +68,7 @@ def _batches(mod, backbone, data, data_dir, task, language, max_examples):
     name = task or mod.manifest.all_tasks[0]
     task_ = get_task(name)
     fmt = get_format(task_.format)
-    if fmt.head is None or task_.format == "mlm":
+    if fmt.head is None or fmt.language:
         raise AdapterxlError(f"inspect measures fusion weights on a task with labeled "
                              f"examples; {name} is a {task_.format} task: pick one with --task")
     split = next((s for s in SPLITS

@@ -224,6 +224,13 @@ class TrainConfig:
         None, str, checked=False, only="task", metavar="DIR", manifest=False, recipe=False,
         why_not="recipes do not train or stack language modules yet",
         help="A language module (train-language) to put first in the stack.")
+    # AdapterDrop-style: the module only in these encoder layers. Backward then stops at the
+    # lowest of them (nothing below needs a gradient), so training costs less; the layers are
+    # recorded in the method config (leave_out), so loading places the module identically.
+    module_layers: str | None = setting(
+        None, str, metavar="top:K|A-B|I,J",
+        help="Encoder layers that get the module (0 = lowest): top:K (the upper K), A-B, or a "
+             "comma list of these [default: all]. Backward stops at the lowest one.")
     sampling: Sampling = setting(
         "proportional", str, choices=get_args(Sampling), only="task",
         help="Multi-task: how often each task's batches come. [default: proportional]")
@@ -366,6 +373,44 @@ class TrainConfig:
 
     def __post_init__(self):
         check_fields(self)
+        if self.module_layers is not None:
+            layer_selection(self.module_layers, None)  # the syntax now; the range when loaded
+
+
+def layer_selection(spec: str, num_layers: int | None) -> list[int]:
+    """`--module-layers` -> the sorted layer indices it selects: "top:K" (the upper K of
+    `num_layers`), "A-B" (inclusive), "I", or a comma list of these. With `num_layers` None
+    only the syntax is checked (before the backbone is known) and [] is returned."""
+    def bad(why: str) -> AdapterxlError:
+        return AdapterxlError(f"--module-layers {spec!r}: {why}; give top:K, A-B or a comma "
+                              f"list of layers, e.g. top:6 or 6-11")
+
+    chosen: set[int] = set()
+    for part in (p.strip() for p in spec.split(",")):
+        head, sep, rest = part.partition(":")
+        lo_text, dash, hi_text = part.partition("-")
+        try:
+            if sep:
+                if head != "top":
+                    raise bad(f"unknown selection {part!r}")
+                k = int(rest)
+                if k < 1:
+                    raise bad("top:K needs K of at least 1")
+                if num_layers is not None:
+                    if k > num_layers:
+                        raise bad(f"the backbone has {num_layers} layers")
+                    chosen.update(range(num_layers - k, num_layers))
+                continue
+            lo, hi = (int(lo_text), int(hi_text)) if dash else (int(part), int(part))
+        except ValueError:
+            raise bad(f"cannot read {part!r}") from None
+        if lo < 0 or hi < lo:
+            raise bad(f"{part!r} is not a range of layers (lowest first, from 0)")
+        if num_layers is not None and hi >= num_layers:
+            raise bad(f"layer {hi} does not exist: the backbone has {num_layers} layers "
+                      f"(0-{num_layers - 1})")
+        chosen.update(range(lo, hi + 1))
+    return sorted(chosen)
 
 
 def names(**want: bool) -> tuple[str, ...]:

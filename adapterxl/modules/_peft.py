@@ -26,8 +26,9 @@ def _config(method: str, config: dict, model_type: str, targets: list[str] | Non
     from ..architectures import ia3_feedforward, matrices, peft_targets
 
     if targets is None:
-        targets = peft_targets(model_type, config["matrices"])
-        feedforward = ia3_feedforward(model_type, config["matrices"])
+        leave_out = config.get("leave_out", ())  # --module-layers
+        targets = peft_targets(model_type, config["matrices"], leave_out)
+        feedforward = ia3_feedforward(model_type, config["matrices"], leave_out)
     else:
         ffn = re.compile(matrices(model_type)["ffn_out"])
         feedforward = [t for t in targets if ffn.fullmatch(t)]

@@ -157,3 +157,27 @@ def test_training_with_module_layers_learns_and_records_them(tmp_path, method):
     model = load_for_inference(load_backbone("builtin:tiny-xlmr"), module)
     assert all(".layer.0." not in n for n, _ in model.encoder.named_parameters()
                if ".axl0." in n)
+
+
+@pytest.mark.parametrize("method", ["seq_bn", "lora"])
+def test_planner_counts_backward_from_the_lowest_module(method):
+    """The cost model builds the module with the same method config: with the module in the
+    top 2 of 4 layers it predicts what autograd really saves, and less than for all layers."""
+    from transformers import AutoConfig
+
+    from adapterxl.configs import BUILTIN
+    from adapterxl.planning import measure, plan
+
+    spec = dict(BUILTIN["tiny-xlmr"], num_hidden_layers=4, attention_probs_dropout_prob=0.0)
+    cfg = dict(spec)
+    config = AutoConfig.for_model(cfg.pop("model_type"), **cfg)
+    every, top = (plan("tiny", method=method, precision="bf16", seq_len=32, batch=4,
+                       device="cpu", config=config, module_layers=layers)
+                  for layers in (None, "top:2"))
+    assert top["method_config"]["leave_out"] == [0, 1]
+    assert top["backward_layers"] < every["backward_layers"]
+    got = measure(spec, method, "bf16", seq_len=32, batch=4,
+                  method_config=top["method_config"])
+    saved = top["memory_at_batch"]["activations"]
+    assert 0.9 < saved / got["saved"] < 1.15
+    assert saved < every["memory_at_batch"]["activations"]

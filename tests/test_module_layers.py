@@ -181,3 +181,22 @@ def test_planner_counts_backward_from_the_lowest_module(method):
     saved = top["memory_at_batch"]["activations"]
     assert 0.9 < saved / got["saved"] < 1.15
     assert saved < every["memory_at_batch"]["activations"]
+
+
+@pytest.mark.parametrize("method", ["lora", "dora", "ia3"])
+def test_peft_export_and_import_keep_the_layers(tmp_path, method):
+    from adapterxl.modules.export import export_module, import_module
+
+    first = load_backbone("builtin:tiny-xlmr")
+    model, slot = assemble(first, [], method=method,
+                           config=with_module_layers(method, {}, "top:1", 2),
+                           head=head_config("classification", 64, 3))
+    _randomize(model, slot, 3)
+    inputs = batch(first)
+    expected = _logits(model, inputs)
+    _save(model, slot, tmp_path / "mod")
+    export_module(tmp_path / "mod", "peft", tmp_path / "peft")
+    back = import_module(tmp_path / "peft", tmp_path / "back", model="builtin:tiny-xlmr")
+    assert back.method_config["leave_out"] == [0]
+    loaded = load_for_inference(load_backbone("builtin:tiny-xlmr"), back, force=True)
+    assert torch.equal(_logits(loaded, inputs), expected)

@@ -78,10 +78,10 @@ def test_the_derived_lists():
 
 
 def test_flags_build_the_config(monkeypatch):
-    import adapterxl.train
+    import adapterxl.training
 
     made = []
-    monkeypatch.setattr(adapterxl.train, "train_module", lambda cfg: made.append(cfg) or {
+    monkeypatch.setattr(adapterxl.training, "train_module", lambda cfg: made.append(cfg) or {
         "module": cfg.output, "metric": "accuracy", "dev": 0.5, "best_step": 1, "steps": 1,
         "tokens_per_second": 1.0})
     runner = CliRunner()

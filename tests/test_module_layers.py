@@ -29,7 +29,7 @@ def test_layer_selection():
         with pytest.raises(AdapterxlError, match=why):
             layer_selection(spec, 12)
     # the syntax is refused when the config is made, before any backbone loads
-    with pytest.raises(AdapterxlError, match="--module-layers 'upper:3'"):
+    with pytest.raises(AdapterxlError, match="--module-layers must be .*upper:3"):
         TrainConfig(task="xnli", output="o", module_layers="upper:3")
 
 
@@ -200,3 +200,18 @@ def test_peft_export_and_import_keep_the_layers(tmp_path, method):
     assert back.method_config["leave_out"] == [0]
     loaded = load_for_inference(load_backbone("builtin:tiny-xlmr"), back, force=True)
     assert torch.equal(_logits(loaded, inputs), expected)
+
+
+def test_a_malformed_selection_is_refused_before_anything_loads(tmp_path):
+    from adapterxl.experiments.recipe import parse_recipe
+
+    fails("train-target", "--task", "xnli", "--model", "builtin:tiny-xlmr", "--data", "samples",
+          "--module-layers", "top-3", "-o", tmp_path / "m", match="--module-layers must be",
+          also=("cannot read 'top-3'",))
+    text = ("grid: {backbones: [builtin:tiny-xlmr], intermediates: [none], targets: [xnli], "
+            "methods: [seq_bn], compositions: [none]}\n"
+            "train: {module_layers: 'bottom:2'}\n")
+    with pytest.raises(AdapterxlError, match=r"module_layers.*unknown selection 'bottom:2'"):
+        parse_recipe(text)
+    assert parse_recipe(text.replace("bottom", "top")).settings("target")["module_layers"] \
+        == "top:2"

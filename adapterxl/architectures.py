@@ -73,13 +73,17 @@ def get_arch(model_type: str) -> Arch:
     return ARCHS[model_type]
 
 
-def matrices(model_type: str) -> dict[str, str]:
+def matrices(model_type: str, leave_out=()) -> dict[str, str]:
     """Logical matrix name -> a regex that PEFT full-matches against module names, hitting
-    exactly that Linear in every layer (plain suffixes are ambiguous: `output.dense` is both
-    BERT's attention output and its FFN output). The optional prefix lets the backbone sit
-    inside a wrapper module."""
+    exactly that Linear in every layer but those in `leave_out` (plain suffixes are
+    ambiguous: `output.dense` is both BERT's attention output and its FFN output). The
+    optional prefix lets the backbone sit inside a wrapper module."""
     arch = get_arch(model_type)
-    return {name: rf"(?:.*\.)?{arch.layer}\.{re.escape(path)}"
+    layer = arch.layer
+    if leave_out:  # the layer number must not be one left out
+        skip = "|".join(str(i) for i in sorted(set(leave_out)))
+        layer = layer.replace(r"\d+", rf"(?!(?:{skip})\.)\d+")
+    return {name: rf"(?:.*\.)?{layer}\.{re.escape(path)}"
             for name, path in arch.matrices.items()}
 
 
@@ -90,19 +94,19 @@ def _check_names(names: list[str]) -> None:
                              f"known: {', '.join(MATRICES)}")
 
 
-def peft_targets(model_type: str, names: list[str]) -> str:
+def peft_targets(model_type: str, names: list[str], leave_out=()) -> str:
     """`target_modules` for PEFT (LoraConfig, IA3Config): one regex over the chosen matrices."""
     _check_names(names)
-    regexes = matrices(model_type)
+    regexes = matrices(model_type, leave_out)
     return "|".join(f"(?:{regexes[n]})" for n in dict.fromkeys(names))
 
 
-def ia3_feedforward(model_type: str, names: list[str]) -> str:
+def ia3_feedforward(model_type: str, names: list[str], leave_out=()) -> str:
     """IA3Config's `feedforward_modules`: of the chosen matrices, those whose *input* IA3
     scales (the FFN's second linear, i.e. the activations inside the FFN, as in the paper).
     A regex that matches nothing when ffn_out is not chosen, since PEFT requires a value."""
     _check_names(names)
-    return matrices(model_type)["ffn_out"] if "ffn_out" in names else r"(?!)"
+    return matrices(model_type, leave_out)["ffn_out"] if "ffn_out" in names else r"(?!)"
 
 
 def unsupported(model_type: str, method: str) -> str | None:

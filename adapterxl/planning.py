@@ -580,19 +580,23 @@ def plan(model: str, method: str = "seq_bn", method_config: dict | None = None,
          quantize: str = "none", precision: str = "bf16", seq_len: int = 256,
          batch: int = 32, gpu_memory: str | int | None = None,
          head: str = "classification", num_labels: int = 3, attention: str = "auto",
-         trust_remote_code: bool = False, config=None, device: str = "cuda") -> dict:
+         trust_remote_code: bool = False, config=None, device: str = "cuda",
+         module_layers: str | None = None) -> dict:
     """The predicted peak training memory of a module on `model`, broken down, and for each
     GPU size (the one given, else H100 80 GB and H200 141 GB) the largest micro-batch that
     fits, the gradient accumulation to reach `batch`, and whether gradient checkpointing is
-    needed. A JSON-serializable dict."""
+    needed. `module_layers` (--module-layers) puts the module only in those layers: backward
+    then stops at the lowest one. A JSON-serializable dict."""
     from .architectures import check_supported, get_arch
-    from .modules.methods import get_method
+    from .modules.methods import get_method, with_module_layers
 
     _check_arguments(quantize, precision, attention, seq_len, batch, num_labels)
     get_method(method)
     config = config if config is not None else load_config(model, trust_remote_code)
     get_arch(config.model_type)
     check_supported(config.model_type, get_method(method).library_id or method)
+    method_config = with_module_layers(method, method_config or {}, module_layers,
+                                       _num_layers(config))
     counts = module_parameters(config, method, method_config, head, num_labels, precision)
     weights = weight_breakdown(counts.pop("model"), quantize, precision)
     largest = weights.pop("_largest_linear")
@@ -698,7 +702,7 @@ def format_plan(p: dict) -> str:
 
 # ---------------------------------------------------------------------------------- checking
 def measure(spec: dict, method: str = "seq_bn", precision: str = "bf16", seq_len: int = 128,
-            batch: int = 8, seed: int = 0) -> dict:
+            batch: int = 8, seed: int = 0, method_config: dict | None = None) -> dict:
     """Count, tensor by tensor on the CPU, what `plan(..., device="cpu")` predicts for a
     backbone config `spec` (random weights): {"saved": bytes autograd saves for backward in
     one forward pass, parameters excluded; "peak": the most tensor memory alive at once over
@@ -712,7 +716,7 @@ def measure(spec: dict, method: str = "seq_bn", precision: str = "bf16", seq_len
     torch.manual_seed(seed)
     with quiet():
         bb = random_backbone(spec, precision=precision, device=torch.device("cpu"), seed=seed)
-        net, _ = assemble(bb, [], method=method,
+        net, _ = assemble(bb, [], method=method, config=method_config,
                           head=head_config("classification", bb.hidden_size, 3))
     net.train()
     params = list(net.parameters()) + list(net.buffers())

@@ -66,6 +66,8 @@ class Setting:
     complete: str | None = None
     language_help: str | None = None
     language_default: object = None
+    # For a string with a form of its own: value -> what is wrong with it, or None.
+    syntax: object = None
 
     def allowed(self) -> str:
         """The allowed values in words, for error messages and help."""
@@ -88,7 +90,7 @@ class Setting:
             value = {int: int, float: float}.get(self.kind, str)(text.strip())
         except ValueError:
             value = None
-        if value is None or (self.why(value) and not self.choices):
+        if value is None or (self.why(value) and not self.choices and self.syntax is None):
             raise AdapterxlError(f"{name} must be {self.allowed()}, got {text}")
         return self.check(value, name)
 
@@ -128,7 +130,7 @@ class Setting:
             return bad
         if self.choices and value not in self.choices:
             return bad
-        return None
+        return self.syntax(value) if self.syntax is not None else None
 
 
 def _num(x) -> str:
@@ -158,6 +160,50 @@ def check_fields(obj) -> None:
     for name, spec in settings_of(type(obj)).items():
         value = spec.check(getattr(obj, name), flag_name(name))
         object.__setattr__(obj, name, value)
+
+
+def layer_selection(spec: str, num_layers: int) -> list[int]:
+    """`--module-layers` -> the sorted layer indices it selects of `num_layers`: "top:K" (the
+    upper K), "A-B" (inclusive), "I", or a comma list of these."""
+    chosen, why = _selection(spec, num_layers)
+    if why:
+        raise AdapterxlError(f"--module-layers {why}")
+    return chosen
+
+
+def _selection(spec: str, num_layers: int | None) -> tuple[list[int], str | None]:
+    """(the layers, None) or ([], what is wrong). With `num_layers` None only the form is
+    checked: the backbone's depth is known when it loads."""
+    def bad(why: str) -> tuple[list[int], str]:
+        return [], (f"must be top:K, A-B or a comma list of layers (e.g. top:6 or 6-11), got "
+                    f"{spec!r}: {why}")
+
+    chosen: set[int] = set()
+    for part in (p.strip() for p in spec.split(",")):
+        head, sep, rest = part.partition(":")
+        lo_text, dash, hi_text = part.partition("-")
+        try:
+            if sep:
+                if head != "top":
+                    return bad(f"unknown selection {part!r}")
+                k = int(rest)
+                if k < 1:
+                    return bad("top:K needs K of at least 1")
+                if num_layers is not None:
+                    if k > num_layers:
+                        return bad(f"the backbone has {num_layers} layers")
+                    chosen.update(range(num_layers - k, num_layers))
+                continue
+            lo, hi = (int(lo_text), int(hi_text)) if dash else (int(part), int(part))
+        except ValueError:
+            return bad(f"cannot read {part!r}")
+        if lo < 0 or hi < lo:
+            return bad(f"{part!r} is not a range of layers (lowest first, from 0)")
+        if num_layers is not None and hi >= num_layers:
+            return bad(f"layer {hi} does not exist: the backbone has {num_layers} layers "
+                       f"(0-{num_layers - 1})")
+        chosen.update(range(lo, hi + 1))
+    return sorted(chosen), None
 
 
 @dataclass
@@ -224,6 +270,13 @@ class TrainConfig:
         None, str, checked=False, only="task", metavar="DIR", manifest=False, recipe=False,
         why_not="recipes do not train or stack language modules yet",
         help="A language module (train-language) to put first in the stack.")
+    # AdapterDrop-style: the module only in these encoder layers. Backward then stops at the
+    # lowest of them (nothing below needs a gradient), so training costs less; the layers are
+    # recorded in the method config (leave_out), so loading places the module identically.
+    module_layers: str | None = setting(
+        None, str, metavar="top:K|A-B|I,J", syntax=lambda v: _selection(v, None)[1],
+        help="Encoder layers that get the module (0 = lowest): top:K (the upper K), A-B, or a "
+             "comma list of these [default: all]. Backward stops at the lowest one.")
     sampling: Sampling = setting(
         "proportional", str, choices=get_args(Sampling), only="task",
         help="Multi-task: how often each task's batches come. [default: proportional]")

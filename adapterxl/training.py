@@ -39,7 +39,7 @@ from .heads import head_config
 from .hub import resolve_module
 from . import memory
 from .modules import (Fusion, Manifest, MethodSpec, assemble, get_method, method_config,
-                      save_module)
+                      save_module, with_module_layers)
 from .modules.compose import Composition, compose
 from .modules.store import check_output
 from .data.mixture import TaskStream, task_probabilities
@@ -323,7 +323,12 @@ def _model(cfg: TrainConfig, backbone: Backbone, comp: Composition, data: dict,
     """The model with its heads and the trainable slot on top of the composition."""
     heads = {n: head_config(d.fmt.head, backbone.hidden_size, d.fmt.num_outputs(d.labels),
                             backbone.pooling) for n, d in data.items()}
-    model, top = assemble(backbone, comp.lower, method=cfg.method, config=cfg.method_config,
+    if cfg.module_layers is not None and (comp.init_from is not None or comp.fuse):
+        raise AdapterxlError("--module-layers places a new module; with --init-from or --fuse "
+                             "the modules keep the layers they were trained in")
+    config = with_module_layers(cfg.method, cfg.method_config, cfg.module_layers,
+                                backbone.model.config.num_hidden_layers)
+    model, top = assemble(backbone, comp.lower, method=cfg.method, config=config,
                           init_from=comp.init_from, fuse=comp.fuse, heads=heads, force=cfg.force)
     # Once the inputs are known to be usable: a run that fails on them says only why.
     for warning in warnings:

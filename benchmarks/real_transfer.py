@@ -119,7 +119,8 @@ def train(task: str, data: Path, out: Path, p: dict, seed: int, steps: int,
 
 
 def zero_shot(task: str, module: str, data: Path, langs: str, p: dict) -> dict[str, float]:
-    from adapterxl.evaluation import evaluate, metrics
+    from adapterxl.evaluation import evaluate
+    from adapterxl.scoring import metrics
 
     res = evaluate(task, module, languages=langs, data_dir=str(data / task),
                    max_length=p["max_length"], bootstrap=0, output=str(Path(module) / "eval"))

@@ -8,6 +8,10 @@ its own. Prints JSON lines and a markdown table; timings are reported, never ass
     python benchmarks/train_speed.py                 # size small, 30 measured steps
     python benchmarks/train_speed.py --quick         # CI-sized: tiny, a few steps
     python benchmarks/train_speed.py --size large --steps 50   # on a GPU
+    # --module-layers (AdapterDrop-style) against all layers, on the real e5-small backbone,
+    # single-threaded, the two variants interleaved over 5 rounds (medians):
+    OMP_NUM_THREADS=1 python benchmarks/train_speed.py --model builtin:e5-small \
+        --variants module,module-layers --module-layers top:6 --rounds 5 --max-length 128
 
 Variants (same data, same effective batch):
   module   adapterxl defaults: seq_bn module on the frozen backbone, dynamic padding with
@@ -15,6 +19,9 @@ Variants (same data, same effective batch):
   naive    the same module, but padded to max length, random batches, fp32
   module-nogroup  dynamic padding without length grouping (what grouping adds)
   full     full fine-tuning with adapterxl's batching (what freezing saves)
+  module-layers   `module` with the module only in --module-layers (backward stops at the
+           lowest module)
+With --model (e.g. builtin:e5-small) the backbone is that checkpoint instead of a random one.
 """
 from __future__ import annotations
 
@@ -40,7 +47,7 @@ SIZES = {  # shapes from the real configs; vocabulary of the bundled tokenizer f
     "large": dict(hidden_size=1024, num_hidden_layers=24, num_attention_heads=16,
                   intermediate_size=4096),
 }
-VARIANTS = ("module", "naive", "module-nogroup", "full")
+VARIANTS = ("module", "naive", "module-nogroup", "full")  # and module-layers, on request
 
 
 def lengths(n: int, seed: int, max_length: int) -> list[int]:
@@ -51,32 +58,44 @@ def lengths(n: int, seed: int, max_length: int) -> list[int]:
             for _ in range(n)]
 
 
-def run_variant(variant: str, size: str, steps: int, batch: int, max_length: int, warmup: int) -> dict:
+def run_variant(variant: str, size: str, steps: int, batch: int, max_length: int, warmup: int,
+                model_id: str | None = None, module_layers: str | None = None) -> dict:
     import torch
     from transformers import AutoConfig, AutoModel, DataCollatorWithPadding
 
     from adapterxl.backbone import TOKENIZER_FILE, Backbone, default_device, default_precision
     from adapterxl.data.preprocess import loader
     from adapterxl.heads import head_config
-    from adapterxl.modules import assemble
+    from adapterxl.modules import assemble, with_module_layers
     from transformers import XLMRobertaTokenizerFast
 
     torch.manual_seed(0)
     device = default_device()
     precision = "fp32" if variant == "naive" else default_precision(device)
-    tok = XLMRobertaTokenizerFast(tokenizer_file=str(TOKENIZER_FILE))
-    config = AutoConfig.for_model("xlm-roberta", vocab_size=len(tok), max_position_embeddings=max_length + 2,
-                                  pad_token_id=1, **SIZES[size])
     attn = "eager" if variant == "naive" else "sdpa"
-    model = AutoModel.from_config(config, add_pooling_layer=False, attn_implementation=attn,
-                                  dtype=torch.float32 if precision == "fp32" else torch.bfloat16)
-    model.to(device)
-    model.requires_grad_(False)
-    bb = Backbone(model=model, tokenizer=tok, id=f"random:{size}", fingerprint="random",
-                  model_type="xlm-roberta", hidden_size=config.hidden_size, precision=precision,
-                  quantize="none", device=device)
-    net, _ = assemble(bb, [], method="seq_bn", head=head_config("classification",
-                                                                config.hidden_size, 3))
+    if model_id is not None:
+        from adapterxl.backbone import load_backbone
+
+        bb = load_backbone(model_id, precision, device=device)
+        tok, config = bb.tokenizer, bb.model.config
+        size = model_id
+    else:
+        tok = XLMRobertaTokenizerFast(tokenizer_file=str(TOKENIZER_FILE))
+        config = AutoConfig.for_model("xlm-roberta", vocab_size=len(tok),
+                                      max_position_embeddings=max_length + 2, pad_token_id=1,
+                                      **SIZES[size])
+        model = AutoModel.from_config(config, add_pooling_layer=False, attn_implementation=attn,
+                                      dtype=torch.float32 if precision == "fp32"
+                                      else torch.bfloat16)
+        model.to(device)
+        model.requires_grad_(False)
+        bb = Backbone(model=model, tokenizer=tok, id=f"random:{size}", fingerprint="random",
+                      model_type="xlm-roberta", hidden_size=config.hidden_size,
+                      precision=precision, quantize="none", device=device)
+    method_config = with_module_layers("seq_bn", {}, module_layers, config.num_hidden_layers) \
+        if variant == "module-layers" else {}
+    net, _ = assemble(bb, [], method="seq_bn", config=method_config,
+                      head=head_config("classification", config.hidden_size, 3))
     if variant == "full":
         # Full fine-tuning trains fp32 master weights.
         net.encoder.float()
@@ -123,6 +142,7 @@ def run_variant(variant: str, size: str, steps: int, batch: int, max_length: int
         "variant": variant, "size": size, "device": str(device),
         "device_name": torch.cuda.get_device_name() if device.type == "cuda" else "cpu",
         "precision": precision, "attention": attn, "steps": steps, "batch": batch,
+        "module_layers": module_layers if variant == "module-layers" else None,
         "tokens_per_s": round(tokens / seconds, 1), "samples_per_s": round(samples / seconds, 2),
         "padding_fraction": round(1 - tokens / padded, 3),
         "trainable_params": sum(p.numel() for p in params), "non_embedding_params": non_emb,
@@ -141,6 +161,16 @@ def run_variant(variant: str, size: str, steps: int, batch: int, max_length: int
     return out
 
 
+def _median(results: list[dict]) -> dict:
+    """The round with the median tokens/s (the lower middle one for an even count), with the
+    range over all rounds."""
+    ranked = sorted(results, key=lambda r: r["tokens_per_s"])
+    out = dict(ranked[(len(ranked) - 1) // 2])
+    if len(ranked) > 1:
+        out["tokens_per_s_range"] = [ranked[0]["tokens_per_s"], ranked[-1]["tokens_per_s"]]
+    return out
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--size", choices=SIZES, default="small")
@@ -149,6 +179,12 @@ def main(argv=None) -> int:
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--max-length", type=int, default=256)
     p.add_argument("--variants", default=",".join(VARIANTS))
+    p.add_argument("--model", help="a backbone to load (e.g. builtin:e5-small) instead of a "
+                                   "random --size one")
+    p.add_argument("--module-layers", default="top:6",
+                   help="the module-layers variant's layers [default: top:6]")
+    p.add_argument("--rounds", type=int, default=1,
+                   help="run the variants interleaved this many times; report medians")
     p.add_argument("--quick", action="store_true", help="CI-sized: tiny config, 4 steps")
     p.add_argument("--output", help="also write the results as JSON here")
     p.add_argument("--variant", help=argparse.SUPPRESS)  # child process
@@ -156,29 +192,38 @@ def main(argv=None) -> int:
     if a.quick:
         a.size, a.steps, a.warmup, a.batch = "tiny", 4, 1, 16
     if a.variant:
-        print(json.dumps(run_variant(a.variant, a.size, a.steps, a.batch, a.max_length, a.warmup)))
+        print(json.dumps(run_variant(a.variant, a.size, a.steps, a.batch, a.max_length, a.warmup,
+                                     a.model, a.module_layers)))
         return 0
-    results = []
-    for v in a.variants.split(","):
-        cmd = [sys.executable, __file__, "--variant", v, "--size", a.size, "--steps", str(a.steps),
-               "--warmup", str(a.warmup), "--batch", str(a.batch), "--max-length", str(a.max_length)]
-        proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ})
-        if proc.returncode:
-            print(proc.stderr[-3000:], file=sys.stderr)
-            return proc.returncode
-        results.append(json.loads(proc.stdout.strip().splitlines()[-1]))
-        print(json.dumps(results[-1]), flush=True)
+    runs: dict[str, list[dict]] = {}
+    for _ in range(a.rounds):  # interleaved, so that a slow spell of the machine hits all
+        for v in a.variants.split(","):
+            cmd = [sys.executable, __file__, "--variant", v, "--size", a.size,
+                   "--steps", str(a.steps), "--warmup", str(a.warmup), "--batch", str(a.batch),
+                   "--max-length", str(a.max_length), "--module-layers", a.module_layers]
+            cmd += ["--model", a.model] if a.model else []
+            proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ})
+            if proc.returncode:
+                print(proc.stderr[-3000:], file=sys.stderr)
+                return proc.returncode
+            runs.setdefault(v, []).append(json.loads(proc.stdout.strip().splitlines()[-1]))
+            print(json.dumps(runs[v][-1]), flush=True)
+    results = [_median(rs) for rs in runs.values()]
     base = {r["variant"]: r["tokens_per_s"] for r in results}
     mem = "peak_gib" if "peak_gib" in results[0] else "peak_rss_gib"
-    print(f"\n| variant | tokens/s | samples/s | padding | trainable params | {mem} | vs naive | vs full |")
-    print("|---|---|---|---|---|---|---|---|")
+    if a.rounds > 1:
+        print("\ntokens/s per round: " + "; ".join(
+            f"{v}: {', '.join(str(r['tokens_per_s']) for r in rs)}" for v, rs in runs.items()))
+    print(f"\n| variant | tokens/s | samples/s | padding | trainable params | {mem} | vs naive | vs full | vs module |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for r in results:
         rel = lambda k: f"{r['tokens_per_s'] / base[k]:.2f}x" if k in base else "-"
         print(f"| {r['variant']} | {r['tokens_per_s']:.0f} | {r['samples_per_s']:.1f} | "
               f"{r['padding_fraction']:.0%} | {r['trainable_params']:,} | {r[mem]} | "
-              f"{rel('naive')} | {rel('full')} |")
+              f"{rel('naive')} | {rel('full')} | {rel('module')} |")
     if a.output:
-        Path(a.output).write_text(json.dumps(results, indent=2) + "\n")
+        Path(a.output).write_text(json.dumps(
+            {"medians": results, "rounds": runs} if a.rounds > 1 else results, indent=2) + "\n")
     return 0
 
 

@@ -22,6 +22,8 @@ def register(main: click.Group) -> None:
     @click.option("--method", default="seq_bn", show_default=True)
     @click.option("--method-config", "method_cfg", multiple=True, metavar="K=V",
                   help="Method settings, e.g. reduction_factor=8, r=16, matrices=q,k,v,o.")
+    @click.option("--module-layers", default=None, metavar="top:K|A-B|I,J",
+                  help="The module only in these layers (as train-*'s --module-layers).")
     @click.option("--quantize", default="none", show_default=True,
                   type=click.Choice(get_args(Quantize)))
     @click.option("--precision", default="bf16", show_default=True,
@@ -39,7 +41,7 @@ def register(main: click.Group) -> None:
                   help="auto: what transformers uses for the architecture by default.")
     @click.option("--trust-remote-code", is_flag=True)
     @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-    def plan_cmd(model, method, method_cfg, quantize, precision, seq_len, batch, gpu_memory,
+    def plan_cmd(model, method, method_cfg, module_layers, quantize, precision, seq_len, batch, gpu_memory,
                  head, num_labels, attention, trust_remote_code, as_json):
         """Predict peak GPU memory of training a module (weights per component, module
         states, activations) and the largest micro-batch that fits. Not yet checked against
@@ -49,5 +51,6 @@ def register(main: click.Group) -> None:
         result = plan(model, method=method, method_config=key_values(method_cfg),
                       quantize=quantize, precision=precision, seq_len=seq_len, batch=batch,
                       gpu_memory=gpu_memory, head=head, num_labels=num_labels,
-                      attention=attention, trust_remote_code=trust_remote_code)
+                      attention=attention, trust_remote_code=trust_remote_code,
+                      module_layers=module_layers)
         click.echo(json.dumps(result, indent=2) if as_json else format_plan(result))

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from ..backbone import Backbone
 from ..errors import AdapterxlError
-from .methods import METHODS, get_method, method_config
+from .methods import METHODS, get_method, method_config, with_module_layers
 from .manifest import Manifest, MethodSpec
 from .model import Fusion, ModularModel, Slot
 from .store import ModuleDir, open_module, save_module
 
 __all__ = ["METHODS", "Fusion", "Manifest", "MethodSpec", "ModularModel", "ModuleDir", "Slot",
            "assemble", "check_compatible", "common_lower", "get_method", "install",
-           "method_config", "open_module", "save_module", "load_for_inference"]
+           "method_config", "open_module", "save_module", "load_for_inference",
+           "with_module_layers"]
 
 
 def check_compatible(backbone: Backbone, module: ModuleDir, force: bool = False) -> None:

@@ -26,8 +26,9 @@ def _config(method: str, config: dict, model_type: str, targets: list[str] | Non
     from ..architectures import ia3_feedforward, matrices, peft_targets
 
     if targets is None:
-        targets = peft_targets(model_type, config["matrices"])
-        feedforward = ia3_feedforward(model_type, config["matrices"])
+        leave_out = config.get("leave_out", ())  # --module-layers
+        targets = peft_targets(model_type, config["matrices"], leave_out)
+        feedforward = ia3_feedforward(model_type, config["matrices"], leave_out)
     else:
         ffn = re.compile(matrices(model_type)["ffn_out"])
         feedforward = [t for t in targets if ffn.fullmatch(t)]
@@ -159,11 +160,18 @@ def import_files(config: dict, tensors: dict, backbone, source: str) -> tuple[st
         if target is None:
             raise AdapterxlError(f"{source}: {'.'.join(parts[:cut])} is not a linear layer of "
                                  f"{backbone.id}")
-        rest = parts[cut + 1:] or ["weight"]  # DoRA's magnitude is saved without ".weight"
+        rest = parts[cut + 1:]
+        if not rest and parts[cut] == "lora_magnitude_vector":
+            rest = ["weight"]  # DoRA's magnitude is saved without ".weight"; IA3's is bare
         state[".".join([target, parts[cut], PLACEHOLDER, *rest])] = value
         targets.add(target)
+    # The layers it leaves out (a module of --module-layers, whose export names its target
+    # modules one by one): those with no adapted projection.
+    layers = {n: _layer_of(n, backbone.model_type) for n in linear}
+    leave_out = sorted({layers[n] for n in linear if layers[n] is not None}
+                       - {layers[t] for t in targets})
     names = []
-    for logical, regex in matrices(backbone.model_type).items():
+    for logical, regex in matrices(backbone.model_type, leave_out).items():
         hit = {n for n in linear if re.fullmatch(regex, n)}
         if hit and hit <= targets:
             names.append(logical)
@@ -173,8 +181,19 @@ def import_files(config: dict, tensors: dict, backbone, source: str) -> tuple[st
                              f"{len(targets) - 1} more) without adapting all the layers' "
                              f"matching projections; adapterxl modules adapt whole "
                              f"projection kinds (q, k, v, o, ffn_in, ffn_out)")
+    placed = {"leave_out": leave_out} if leave_out else {}
     if kind == "IA3":
-        return "ia3", {"matrices": names}, state
+        return "ia3", {"matrices": names, **placed}, state
     method = "dora" if config.get("use_dora") else "lora"
     return method, {"r": config["r"], "alpha": config.get("lora_alpha", 8),
-                    "dropout": config.get("lora_dropout", 0.0), "matrices": names}, state
+                    "dropout": config.get("lora_dropout", 0.0), "matrices": names,
+                    **placed}, state
+
+
+def _layer_of(module: str, model_type: str) -> int | None:
+    """The layer number of a module name, or None outside the layers."""
+    from ..architectures import get_arch
+
+    m = re.fullmatch(r"(?:.*\.)?" + get_arch(model_type).layer.replace(r"\d+", r"(\d+)")
+                     + r"\..*", module)
+    return int(m.group(1)) if m else None

@@ -110,8 +110,31 @@ def method_config(name: str, overrides: dict | None = None) -> dict:
     return config
 
 
+def with_module_layers(method: str, config: dict, spec: str | None,
+                       num_layers: int) -> dict:
+    """The method config that places a module only in the layers `spec` selects
+    (`--module-layers`; settings.layer_selection): the others become its `leave_out`, which
+    the manifest records, so stacking, evaluation and loading place it the same way. None:
+    `config` unchanged (every layer)."""
+    from ..settings import layer_selection
+
+    if spec is None:
+        return config
+    if config.get("leave_out"):
+        raise AdapterxlError("give either --module-layers or a leave_out method setting, "
+                             "not both")
+    if get_method(method).name == "seq_bn_inv":  # (prefix is refused on every backbone)
+        raise AdapterxlError("--module-layers does not apply to seq_bn_inv: its invertible "
+                             "adapter sits on the embeddings, below every layer")
+    keep = set(layer_selection(spec, num_layers))
+    return {**config, "leave_out": [i for i in range(num_layers) if i not in keep]}
+
+
 def _library_fields(method: Method) -> set[str]:
-    if method.engine != "bottleneck" or method.name == "prefix":
+    if method.engine == "peft":
+        # Only when given (--module-layers), so other PEFT modules' configs are unchanged.
+        return {"leave_out"}
+    if method.name == "prefix":
         return set()
     from ._bottleneck import TUNABLE
 
@@ -129,6 +152,11 @@ def _check(name: str, config: dict) -> None:
     if "dropout" in config and not (isinstance(config["dropout"], (int, float))
                                     and 0 <= config["dropout"] < 1):
         raise AdapterxlError(f"{name}: dropout must be in [0, 1), got {config['dropout']!r}")
+    leave_out = config.get("leave_out", [])
+    if not isinstance(leave_out, list) or any(
+            isinstance(i, bool) or not isinstance(i, int) or i < 0 for i in leave_out):
+        raise AdapterxlError(f"{name}: leave_out must be a list of layer numbers, got "
+                             f"{leave_out!r}")
     if "matrices" in config:
         if isinstance(config["matrices"], str):
             config["matrices"] = [m for m in config["matrices"].split(",") if m]

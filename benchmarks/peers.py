@@ -54,6 +54,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -172,19 +173,30 @@ def run_adapterxl(spec: dict, method: str) -> dict:
     from adapterxl import tracking
 
     counter = Counter(spec["model_dir"], tokenizer(spec["model_dir"]).pad_token_id)
-    original_step = tracking.Tracker.step
+    original_step, original_evaluation = tracking.Tracker.step, tracking.Tracker.evaluation
+    clock = {"step": 0.0, "eval": 0.0}
 
     def step(self, step, loss, *args, **kwargs):  # called at every optimizer step
         counter.losses.append(float(loss))
+        clock["step"] = time.perf_counter()
         return original_step(self, step, loss, *args, **kwargs)
-    tracking.Tracker.step = step
+
+    def evaluation(self, *args, **kwargs):  # called when a dev evaluation (after a step) ends
+        clock["eval"] += time.perf_counter() - clock["step"]
+        return original_evaluation(self, *args, **kwargs)
+    tracking.Tracker.step, tracking.Tracker.evaluation = step, evaluation
     with tempfile.TemporaryDirectory() as out:
         result = adapterxl.train(
             "xnli", str(Path(out) / "m"), rows=spec["train"], dev_rows=spec["dev"],
             model=spec["model_id"], method=method, batch_size=spec["batch"],
             max_length=spec["max_length"], max_steps=spec["steps"], lr=LR[method],
             progress=False, precision="fp32" if spec["device"] == "cpu" else "bf16")
-    return counter.result(result["train_seconds"], spec["device"])
+    out = counter.result(result["train_seconds"], spec["device"])
+    # The peers select no best step: the loop's speed without adapterxl's dev evaluations.
+    out["dev_eval_seconds"] = round(clock["eval"], 2)
+    out["tokens_per_s_with_dev_eval"] = out["tokens_per_s"]
+    out["tokens_per_s"] = round(counter.tokens / (result["train_seconds"] - clock["eval"]), 1)
+    return out
 
 
 def run_trainer(spec: dict, kind: str, grouped: bool) -> dict:
@@ -239,6 +251,64 @@ def run_trainer(spec: dict, kind: str, grouped: bool) -> dict:
     return counter.result(metrics["train_runtime"], spec["device"])
 
 
+def run_eval(spec: dict, rounds: int) -> dict:
+    """Zero-shot evaluation throughput: adapterxl's batched prediction (what `evaluate` runs
+    per language: length-sorted batches of 64 through the backbone, a seq_bn module and a
+    classification head) against a bare forward of the same backbone (transformers AutoModel,
+    no module, no head) over the same length-sorted, padded batches, under inference_mode.
+    Rounds alternate the two; tokens are the real (non-pad) tokens of the inputs."""
+    sys.path.insert(0, str(ROOT))
+    import torch
+    from transformers import AutoModel
+
+    from adapterxl.backbone import load_backbone
+    from adapterxl.data.preprocess import loader
+    from adapterxl.formats import get_format, predict
+    from adapterxl.heads import head_config
+    from adapterxl.modules import assemble
+    from adapterxl.tasks import get_task
+
+    cuda = spec["device"] == "cuda"
+    bb = load_backbone(spec["model_id"], "fp32" if not cuda else "bf16")
+    task = get_task("xnli")
+    fmt = get_format(task.format)
+    from adapterxl.api import canonical_rows
+    features = fmt.encode(canonical_rows(task, spec["train"]), bb.tokenizer, spec["max_length"], False, task)
+    net, _ = assemble(bb, [], method="seq_bn",
+                      head=head_config("classification", bb.hidden_size, 3, bb.pooling))
+    bare = AutoModel.from_pretrained(spec["model_dir"], add_pooling_layer=False,
+                                     dtype=torch.bfloat16 if cuda else torch.float32)
+    bare.to(bb.device).eval()
+    batches = [{k: v.to(bb.device) for k, v in b.items() if k in ("input_ids", "attention_mask")}
+               for b in loader(features, bb.tokenizer, 64, shuffle=False, device=bb.device)]
+    tokens = sum(int(b["attention_mask"].sum()) for b in batches)
+    sync = torch.cuda.synchronize if cuda else (lambda: None)
+
+    def bare_pass():
+        with torch.inference_mode():
+            for b in batches:
+                bare(**b).last_hidden_state.float().cpu()
+
+    def axl_pass():
+        predict(net, features, bb.tokenizer, 64)
+
+    import time
+    times = {"adapterxl predict": [], "bare forward": []}
+    for _ in range(rounds):
+        for name, fn in (("adapterxl predict", axl_pass), ("bare forward", bare_pass)):
+            sync()
+            start = time.perf_counter()
+            fn()
+            sync()
+            times[name].append(time.perf_counter() - start)
+    out = {"examples": len(features), "tokens": tokens}
+    for name, ts in times.items():
+        out[name] = [round(tokens / t, 1) for t in ts]
+    ratio = statistics.median(out["adapterxl predict"]) / statistics.median(out["bare forward"])
+    out["ratio"] = round(ratio, 3)
+    return out
+
+
 def child(name: str, spec_file: str) -> None:
     import torch
 
@@ -246,7 +316,9 @@ def child(name: str, spec_file: str) -> None:
     torch.set_num_threads(spec["threads"])
     if spec["device"] == "cuda":
         torch.cuda.reset_peak_memory_stats()
-    if name.startswith("axl-"):
+    if name == "eval":
+        out = run_eval(spec, spec.get("eval_rounds", 3))
+    elif name.startswith("axl-"):
         out = run_adapterxl(spec, name.split("-", 1)[1])
     else:
         kind = name.split("-")[0]
@@ -277,6 +349,8 @@ def summarize(results: list[dict]) -> list[dict]:
                      "range": f"{min(tps):,.0f}-{max(tps):,.0f}", "runs": len(runs),
                      "padding": f"{100 * statistics.median(r['padding'] for r in runs):.1f}%",
                      "memory GiB": max(r[mem] for r in runs),
+                     "with dev eval": round(statistics.median(
+                         r.get("tokens_per_s_with_dev_eval", r["tokens_per_s"]) for r in runs), 1),
                      "loss": f"{runs[-1]['loss_first5']:.3f} -> {runs[-1]['loss_last5']:.3f}"})
     return rows
 
@@ -295,6 +369,9 @@ def main(argv=None) -> int:
     p.add_argument("--peer-python", default=os.environ.get("PEERS_PYTHON",
                                                            "/work/venv-old/bin/python"),
                    help="interpreter with adapters + transformers 4.57 (AdapterTrainer)")
+    p.add_argument("--eval", type=int, metavar="N",
+                   help="instead: zero-shot evaluation throughput on N pairs (adapterxl's "
+                        "prediction vs a bare forward of the backbone), 3 alternating rounds")
     p.add_argument("--json", help="also append every run's result to this JSON-lines file")
     p.add_argument("--child", help=argparse.SUPPRESS)
     p.add_argument("--spec", help=argparse.SUPPRESS)
@@ -314,7 +391,9 @@ def main(argv=None) -> int:
         print(f"{a.peer_python} not found: AdapterTrainer contenders skipped", file=sys.stderr)
         names = [n for n in names if not n.startswith("at-")]
     model_id, model_dir, what = backbone(a.device)
-    rows, data_what = pairs(a.steps * a.batch + DEV, seed=0)
+    rows, data_what = pairs(a.eval or a.steps * a.batch + DEV, seed=0)
+    if a.eval:
+        names, a.rounds, rows = ["eval"], 1, [*rows[:DEV], *rows]
     spec = {"model_id": model_id, "model_dir": model_dir, "train": rows[DEV:], "dev": rows[:DEV],
             "steps": a.steps, "batch": a.batch, "max_length": a.max_length,
             "threads": a.threads, "device": a.device}
@@ -353,8 +432,11 @@ def main(argv=None) -> int:
         os.unlink(f.name)
     header["load_average_end"] = os.getloadavg()
     print(json.dumps({"load_average_end": header["load_average_end"]}))
+    if a.eval:
+        return 0
     rows = summarize(results)
-    cols = ["contender", "tokens/s", "range", "runs", "padding", "memory GiB", "loss"]
+    cols = ["contender", "tokens/s", "range", "runs", "padding", "memory GiB", "loss",
+            "with dev eval"]
     print("| " + " | ".join(cols) + " |\n|" + "---|" * len(cols))
     for r in rows:
         print("| " + " | ".join(f"{r.get(c, '-'):,}" if isinstance(r.get(c), (int, float))

@@ -18,9 +18,12 @@ batches the backbone saw, peak memory (RSS on the CPU, max allocated on a GPU), 
 training loss over the first vs the last 5 steps (each contender learns). Timings are
 reported, never asserted.
 
-Window: each tool's own training-loop clock: adapterxl's `train_seconds` (from the first step
-to the last, dev evaluations and checkpoints included: that is what its defaults cost),
-Trainer's `train_runtime`. Real tokens and padding are counted by a hook on the backbone's
+Window: each tool's own training-loop clock: Trainer's `train_runtime`; adapterxl's
+`train_seconds` (first step to last, checkpoints included) less the time of its dev
+evaluations (5 by default, on 256 pairs here), which the peers do not do: the "tokens/s"
+column. "with dev eval" is adapterxl's whole window, what its defaults cost end to end.
+Trainer groups lengths within megabatches of min(50, n / (4 * batch)) batches, so with
+--quick (6 steps) its grouped runs pad as much as ungrouped ones. Real tokens and padding are counted by a hook on the backbone's
 word embeddings (training forwards only), identically for every contender.
 
 Backbone and data: `builtin:e5-small` (multilingual-e5-small, 12 layers, hidden 384; needs

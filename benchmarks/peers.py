@@ -106,7 +106,7 @@ def backbone(device: str) -> tuple[str, str, str]:
     from transformers import AutoConfig, AutoModel
 
     from adapterxl.backbone import TOKENIZER_FILE
-    from adapterxl.plan import PUBLISHED
+    from adapterxl.configs import PUBLISHED
 
     shape = "xlm-roberta-large" if device == "cuda" else "xlm-roberta-base"
     folder = Path(tempfile.gettempdir()) / f"adapterxl-peers-{shape}"

@@ -277,6 +277,12 @@ class TrainConfig:
         None, str, metavar="top:K|A-B|I,J", syntax=lambda v: _selection(v, None)[1],
         help="Encoder layers that get the module (0 = lowest): top:K (the upper K), A-B, or a "
              "comma list of these [default: all]. Backward stops at the lowest one.")
+    # The layers below the lowest module are then a fixed function of the input (their
+    # dropout off): computed once per training sequence, replayed from epoch 2 on.
+    cache_frozen_layers: bool = setting(
+        False, bool,
+        help="With --module-layers: keep each training sequence's hidden states below the "
+             "lowest module (dropout off there) and start later epochs from them.")
     sampling: Sampling = setting(
         "proportional", str, choices=get_args(Sampling), only="task",
         help="Multi-task: how often each task's batches come. [default: proportional]")

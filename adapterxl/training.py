@@ -41,9 +41,11 @@ from . import memory
 from .modules import (Fusion, Manifest, MethodSpec, assemble, get_method, method_config,
                       save_module, with_module_layers)
 from .modules.compose import Composition, compose
+from .modules.model import SLOT_PREFIX
 from .modules.store import check_output
 from .data.mixture import TaskStream, task_probabilities
-from .data.preprocess import loader
+from .data.preprocess import ROW, ROWS, loader
+from .layer_cache import LayerCache
 from .data.sources import DataSource
 from .data.split import given_provenance, provenance, train_and_dev
 from .data.text import LANGUAGE_TASK, language_rows, language_task, text_provenance
@@ -248,6 +250,7 @@ class Run:
     chunks: int = 1           # pieces each micro-batch runs in (doubles when out of memory)
     last_checkpoint: int | None = None
     started: float = 0.0      # when this process started training (perf_counter)
+    layer_cache: LayerCache | None = None  # --cache-frozen-layers
 
     @property
     def processes(self) -> int:
@@ -287,6 +290,7 @@ def prepare(cfg: TrainConfig, backbone: Backbone | None = None, rows: dict | Non
     _encode(cfg, data, backbone.tokenizer, hp)
     micro, accum = _batching(cfg, hp, model, data, backbone, processes)
     loaders, masking_collate = _loaders(cfg, data, backbone, micro)
+    cache = _layer_cache(cfg, model, data, backbone, where, masking_collate)
     # Data parallelism: the loaders are not prepared by accelerate (whose sharding of a
     # batch sampler drops or repeats batches at an epoch's end, so that the processes would
     # not see what one process accumulating sees); each process takes every N-th batch itself.
@@ -303,7 +307,20 @@ def prepare(cfg: TrainConfig, backbone: Backbone | None = None, rows: dict | Non
                accelerator.unwrap_model(model), top, params, optimizer, scheduler, stream,
                masking_collate, micro, accum, total, every,
                {max(1, round(total * (i + 1) / cfg.evals)) for i in range(cfg.evals)},
-               RunKey(config, backbone.fingerprint, batches, processes), where, saved, rows)
+               RunKey(config, backbone.fingerprint, batches, processes), where, saved, rows,
+               layer_cache=cache)
+
+
+def _layer_cache(cfg: TrainConfig, model, data: dict, backbone: Backbone, where: Path,
+                 masking_collate) -> LayerCache | None:
+    if not cfg.cache_frozen_layers:
+        return None
+    if masking_collate is not None:
+        raise AdapterxlError("--cache-frozen-layers: masked language modelling draws new masks "
+                             "every epoch, so the lower layers' outputs change; train without "
+                             "it")
+    return LayerCache(model.encoder, backbone.model_type, backbone.hidden_size, SLOT_PREFIX,
+                      {n: d.train_features for n, d in data.items()}, where)
 
 
 def _checkpoint_to_resume(cfg: TrainConfig, where: Path, config: dict) -> dict | None:
@@ -378,7 +395,10 @@ def _loaders(cfg: TrainConfig, data: dict, backbone: Backbone, micro: int):
         collate = d.fmt.collate(tok, backbone.device, True, cfg.seed)
         if getattr(collate, "generator", None) is not None:
             collate = masking_collate = _TrackMasking(collate)
-        dl = loader(d.train_features, tok, micro, shuffle=True, seed=cfg.seed,
+        features = d.train_features
+        if cfg.cache_frozen_layers:  # the batches say which features they hold
+            features = [{**f, ROW: i} for i, f in enumerate(features)]
+        dl = loader(features, tok, micro, shuffle=True, seed=cfg.seed,
                     device=backbone.device, collate=collate)
         # Creating an epoch's iterator draws a seed from the loader's generator; by default
         # that is torch's global RNG, which a resumed run would then draw from once more than
@@ -424,7 +444,8 @@ def loop(run: Run, progress: bool = True) -> TrainState:
     tokens_at, step_started = state.tokens, run.started
     run.model.train()
     pending = []
-    with preemption.StopRequest(lambda: f"interrupted at step {state.step}/{run.total}; "
+    with (run.layer_cache.session() if run.layer_cache else nullcontext()), \
+            preemption.StopRequest(lambda: f"interrupted at step {state.step}/{run.total}; "
                                         f"{_resume_hint(run)}") as stop:
         # Resumed from the final checkpoint (killed before it was removed): save, train no more.
         # g: the micro-batch's index in the run's stream, over all processes. A process's k-th
@@ -574,10 +595,13 @@ def _backward_batch(run: Run, name: str, batch: dict, last: bool, step: int) -> 
     rows, loss_value = len(batch["labels"]), 0.0
     for j, part in enumerate(parts):
         part = {k: v.to(device) for k, v in part.items()}
+        which = part.pop(ROWS, None)  # the features' indices (--cache-frozen-layers)
         # Gradients are averaged across processes at the step's last backward only.
         sync = last and j == len(parts) - 1
         with nullcontext() if sync else acc.no_sync(run.model):
-            loss = run.model(**part)["loss"]
+            with (run.layer_cache.batch(name, which, part["attention_mask"]) if run.layer_cache
+                  else nullcontext()):
+                loss = run.model(**part)["loss"]
             diverged = not bool(torch.isfinite(loss))
             if run.processes > 1:  # all stop, or none: a lone one would deadlock
                 diverged = bool(acc.reduce(torch.tensor(float(diverged), device=acc.device),
@@ -614,6 +638,8 @@ def finish(run: Run, state: TrainState) -> dict:
         "micro_batch_size": run.micro, "micro_batch_chunks": run.chunks,
         "gradient_checkpointing": run.core.checkpointing,
     }
+    if run.layer_cache is not None:
+        result["layer_cache"] = run.layer_cache.stats()
     if multi:
         result["sampling"] = {"strategy": cfg.sampling, "temperature": cfg.sampling_temperature,
                               "probabilities": run.probabilities}
@@ -649,7 +675,11 @@ def make_optimizer(name: str, groups: list[dict], lr: float) -> torch.optim.Opti
     pressure) variants. They matter for large trainable parts, such as AdapterFusion on XXL
     (about 2.4B parameters); a bottleneck module's states are small either way."""
     if name == "adamw":
-        return torch.optim.AdamW(groups, lr=lr)
+        # On a GPU one fused kernel per step instead of a few per tensor (the default there is
+        # `foreach`); the CPU keeps the default.
+        params = [p for g in groups for p in g["params"]]
+        cuda = bool(params) and all(p.is_cuda for p in params)
+        return torch.optim.AdamW(groups, lr=lr, fused=True if cuda else None)
     import warnings
 
     import bitsandbytes as bnb

@@ -21,6 +21,8 @@ Variants (same data, same effective batch):
   full     full fine-tuning with adapterxl's batching (what freezing saves)
   module-layers   `module` with the module only in --module-layers (backward stops at the
            lowest module)
+  module-compile  `module` under torch.compile (inductor, dynamic shapes); its compilation
+           falls in the warm-up steps, reported as warmup_seconds
 With --model (e.g. builtin:e5-small) the backbone is that checkpoint instead of a random one.
 """
 from __future__ import annotations
@@ -116,17 +118,18 @@ def run_variant(variant: str, size: str, steps: int, batch: int, max_length: int
     params = [p for p in net.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=1e-4)
     net.train()
+    step_net = torch.compile(net, dynamic=True) if variant == "module-compile" else net
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
     tokens = padded = samples = 0
-    start = None
+    start, began = None, time.perf_counter()
     for i, b in enumerate(dl):
         if i == warmup:
             sync()
             start = time.perf_counter()
         b = {k: v.to(device) for k, v in b.items()}
-        loss = net(**b)["loss"]
+        loss = step_net(**b)["loss"]
         loss.backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
@@ -147,6 +150,7 @@ def run_variant(variant: str, size: str, steps: int, batch: int, max_length: int
         "padding_fraction": round(1 - tokens / padded, 3),
         "trainable_params": sum(p.numel() for p in params), "non_embedding_params": non_emb,
         "torch_threads": torch.get_num_threads(),
+        "warmup_seconds": round(start - began, 1),
     }
     if device.type == "cuda":
         out["peak_gib"] = round(torch.cuda.max_memory_allocated() / 2**30, 3)

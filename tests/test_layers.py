@@ -18,7 +18,7 @@ MAX_FUNCTION_LINES = 120
 FLOORS = [
     ("__main__", "cli"),                                                 # 9 commands
     ("api", "quickstart", "experiments"),                                # 8 notebook, recipes
-    ("training", "checkpoint", "planning"),                              # 7 loop, resume, cost
+    ("training", "checkpoint", "planning", "layer_cache"),               # 7 loop, resume, cost
     ("evaluation",),                                                     # 6 zero-shot evaluation
     ("hub",),                                                            # 5 sharing modules
     ("modules",),                                                        # 4 module dirs, engines

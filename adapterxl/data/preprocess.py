@@ -10,6 +10,8 @@ from torch.utils.data import DataLoader, Sampler
 
 from ..heads import IGNORE
 
+ROW, ROWS = "_row", "_rows"  # a feature's index in its list; the batch's indices
+
 
 class LengthGroupedBatches(Sampler):
     """Shuffled batches of similar-length examples: indices are shuffled, cut into mega-
@@ -78,7 +80,8 @@ def length(feature: dict) -> int:
 class Collator:
     """Pads a list of features into tensors. `input_ids` is one sequence per feature, or one
     per choice (multiple choice: -> [batch, choices, length]); list labels (tags, masked
-    tokens) are padded with IGNORE; keys starting with "_" are bookkeeping and dropped."""
+    tokens) are padded with IGNORE; keys starting with "_" are bookkeeping and dropped, but
+    `_row` (the feature's index) becomes the batch's `_rows`."""
 
     def __init__(self, pad_id: int, pad_to_multiple_of: int | None = None):
         self.pad_id, self.multiple = pad_id, pad_to_multiple_of
@@ -108,6 +111,8 @@ class Collator:
             out["token_type_ids"] = types
         if multi:
             out = {k: v.view(len(features), len(groups[0]), width) for k, v in out.items()}
+        if ROW in features[0]:  # which training features these are (layer_cache)
+            out[ROWS] = torch.tensor([f[ROW] for f in features], dtype=torch.long)
         labels = [f.get("labels") for f in features]
         if labels[0] is not None:
             if isinstance(labels[0], list):  # one label per token (QA spans are tuples)

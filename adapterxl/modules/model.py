@@ -327,13 +327,20 @@ class ModularModel(nn.Module):
 
     @property
     def checkpointing(self) -> bool:
-        return bool(getattr(self.encoder, "is_gradient_checkpointing", False))
+        # transformers 5 renamed the flag (the old name warns); 4.x has only the old one.
+        for name in ("is_activation_checkpointing", "is_gradient_checkpointing"):
+            if hasattr(type(self.encoder), name):
+                return bool(getattr(self.encoder, name))
+        return False
 
     def gradient_checkpointing(self) -> None:
         """Recompute each layer's activations in backward instead of keeping them (non-
         reentrant, so it works although the backbone's inputs need no gradient)."""
-        self.encoder.gradient_checkpointing_enable(
-            gradient_checkpointing_kwargs={"use_reentrant": False})
+        kwargs = {"use_reentrant": False}
+        if hasattr(self.encoder, "activation_checkpointing_enable"):  # transformers >= 5.2x
+            self.encoder.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
+        else:
+            self.encoder.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
 
     @property
     def num_layers(self) -> int:

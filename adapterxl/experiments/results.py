@@ -43,14 +43,26 @@ class Store:
     def __init__(self, path, timeout: float = 120.0):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            self.db = sqlite3.connect(str(self.path), timeout=timeout, isolation_level=None)
-            self.db.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
-            self.db.execute("PRAGMA journal_mode = WAL")
-            self.db.execute("PRAGMA synchronous = NORMAL")
-            self.db.executescript(SCHEMA)
-        except sqlite3.DatabaseError as e:
-            raise AdapterxlError(f"cannot open the run store {self.path}: {e}") from e
+        # Switching to WAL while another process creates the store can fail at once with
+        # "database is locked" (SQLite does not wait there): retry until the timeout.
+        deadline = time.monotonic() + timeout
+        while True:
+            self.db = None
+            try:
+                self.db = sqlite3.connect(str(self.path), timeout=timeout, isolation_level=None)
+                self.db.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
+                self.db.execute("PRAGMA journal_mode = WAL")
+                self.db.execute("PRAGMA synchronous = NORMAL")
+                self.db.executescript(SCHEMA)
+                break
+            except sqlite3.OperationalError as e:
+                if self.db is not None:
+                    self.db.close()
+                if "locked" not in str(e) or time.monotonic() > deadline:
+                    raise AdapterxlError(f"cannot open the run store {self.path}: {e}") from e
+                time.sleep(0.05)
+            except sqlite3.DatabaseError as e:
+                raise AdapterxlError(f"cannot open the run store {self.path}: {e}") from e
         self.db.row_factory = sqlite3.Row
 
     def close(self) -> None:

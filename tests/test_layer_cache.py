@@ -12,7 +12,8 @@ from adapterxl.heads import head_config
 from adapterxl.layer_cache import LayerCache, lowest_module_layer
 from adapterxl.modules import assemble, open_module, with_module_layers
 from adapterxl.modules.model import SLOT_PREFIX
-from conftest import batch, fails, quick
+from adapterxl.errors import AdapterxlError
+from conftest import batch, fails, interrupt_at, quick
 
 
 def _model(method="seq_bn", layers="top:1", model="builtin:tiny-xlmr"):
@@ -102,10 +103,17 @@ def test_large_caches_live_in_a_file_that_is_removed(tmp_path, monkeypatch):
         files.append(self.file)
         assert self.file.is_file() and self.file.stat().st_size > 0
     monkeypatch.setattr(layer_cache._Store, "_allocate", allocate)
-    result = quick("mnli", tmp_path / "m", module_layers="top:1", cache_frozen_layers=True,
-                   max_steps=20, batch_size=32, max_train_examples=320)
+    kw = dict(module_layers="top:1", cache_frozen_layers=True, max_steps=20, batch_size=32,
+              max_train_examples=320, checkpoint_every=5)
+    result = quick("mnli", tmp_path / "m", **kw)
     assert result["layer_cache"]["replayed_batches"] > 0
     assert files and not any(f.exists() for f in files)
+    with monkeypatch.context() as m:  # an interrupted run leaves no file behind either
+        interrupt_at(m, 15)
+        with pytest.raises(AdapterxlError, match="simulated"):
+            quick("mnli", tmp_path / "cut", **kw)
+    assert len(files) == 2 and not files[1].exists()
+    assert files[1].parent.is_dir()  # beside the checkpoint, which stays for --resume
 
 
 def test_choices_are_kept_per_sequence(tmp_path):
@@ -125,3 +133,24 @@ def test_unsupported_architecture_is_refused(tmp_path):
     fails("train-target", "--task", "xnli", "--model", "builtin:tiny-mt5", "--data", "samples",
           "--max-steps", "1", "--module-layers", "top:1", "--cache-frozen-layers",
           "-o", tmp_path / "m", match="not supported on mt5")
+
+
+def test_multitask_run_resumed_rebuilds_the_cache(tmp_path, monkeypatch):
+    """Each task keeps its own sequences; an interrupted run resumes (the kept states are not
+    checkpointed: the resumed process computes them again as it goes) and ends where an
+    uninterrupted run ends, up to float rounding (replayed states come from other batches)."""
+    common = dict(module_layers="top:1", cache_frozen_layers=True, max_steps=30, batch_size=32,
+                  max_train_examples=160, checkpoint_every=5, evals=2, max_eval_examples=20)
+    full = quick("mnli,qqp", tmp_path / "full", **common)
+    assert full["layer_cache"]["replayed_batches"] > 0
+    out = tmp_path / "cut"
+    with monkeypatch.context() as m:
+        interrupt_at(m, 15)
+        with pytest.raises(AdapterxlError, match="simulated"):
+            quick("mnli,qqp", out, **common)
+    resumed = quick("mnli,qqp", out, resume=True, **common)
+    assert resumed["resumed_from_step"] == 15
+    assert resumed["layer_cache"]["replayed_batches"] > 0
+    a, b = open_module(full["module"]), open_module(resumed["module"])
+    for key, value in a.weights().items():
+        torch.testing.assert_close(value, b.weights()[key], atol=1e-4, rtol=1e-4)

@@ -5,7 +5,9 @@ the lowest module are frozen and hold no module: with their dropout off they are
 function of the input. The first time a training sequence is seen, its hidden states at the
 lowest module's layer input (real tokens only) are kept; a batch whose sequences are all kept
 starts there: the embeddings' output is replaced by the kept states and the layers below are
-skipped. From the second epoch on, a step costs the upper layers' forward and backward only.
+skipped. From the second epoch on, a step costs the upper layers' forward and backward only;
+dev evaluations after the first start there too. Hooks on the model do it (`session`), so the
+training loop and `predict` only pass each batch's feature indices (`_rows`).
 
 Exact up to float rounding: a sequence's kept states come from the batch it was first seen
 in, and a different batch pads it differently (masked positions change no real token's value,
@@ -25,6 +27,7 @@ from torch import nn
 
 from . import logs
 from .architectures import get_arch
+from .data.preprocess import ROWS
 from .errors import AdapterxlError
 
 SUPPORTED = ("bert", "xlm-roberta", "xlm-roberta-xl")
@@ -111,14 +114,18 @@ class _Store:
 
 class LayerCache:
     """Keeps and replays the frozen lower layers' outputs of one training run's sequences.
-    `tasks`: task name -> its training features (the rows the batches' ROWS index)."""
+    `tasks` / `dev`: task name -> its training / dev features, which the batches' `_rows`
+    index. A batch is a task's training batch in train mode and its dev batch in eval mode
+    (the model's active head names the task)."""
 
-    def __init__(self, encoder: nn.Module, model_type: str, hidden: int, slot_prefix: str,
-                 tasks: dict[str, list[dict]], where: Path):
+    def __init__(self, model: nn.Module, model_type: str, hidden: int, slot_prefix: str,
+                 tasks: dict[str, list[dict]], where: Path,
+                 dev: dict[str, list[dict]] | None = None):
         if model_type not in SUPPORTED:
             raise AdapterxlError(f"--cache-frozen-layers is not supported on {model_type} "
                                  f"backbones (supported: {', '.join(SUPPORTED)}): their layers "
                                  f"take more than the hidden states from the layer below")
+        encoder = model.encoder
         self.start = lowest_module_layer(encoder, model_type, slot_prefix)
         if self.start == 0:
             raise AdapterxlError("--cache-frozen-layers needs frozen layers below the lowest "
@@ -129,8 +136,13 @@ class LayerCache:
         self._owner = encoder.get_submodule(owner) if owner else encoder
         self.layers: nn.ModuleList = getattr(self._owner, self._attr)
         self.embeddings: nn.Module = encoder.embeddings
-        self.stores = {name: _Store(f, hidden, where, name) for name, f in tasks.items()}
-        self.hits = self.misses = 0
+        self.model = model
+        self.stores = {(name, True): _Store(f, hidden, where, name) for name, f in tasks.items()}
+        self.stores.update({(name, False): _Store(f, hidden, where, f"{name}-dev")
+                            for name, f in (dev or {}).items()})
+        self.counts = {"replayed_batches": 0, "computed_batches": 0,
+                       "dev_replayed_batches": 0, "dev_computed_batches": 0}
+        self._open: list = []
 
     @contextmanager
     def frozen_dropout_off(self):
@@ -148,23 +160,34 @@ class LayerCache:
                 del m.train
 
     @contextmanager
-    def batch(self, task: str, rows: torch.Tensor | None, attention_mask: torch.Tensor):
-        """Around one training forward: replays the kept states when every sequence of the
-        batch has them, else computes as usual and keeps them."""
-        store = self.stores.get(task)
-        if rows is None or store is None:
-            yield
-            return
+    def batch(self, key: tuple[str, bool], rows: torch.Tensor, attention_mask: torch.Tensor):
+        """Around one forward: replays the kept states when every sequence of the batch has
+        them, else computes as usual and keeps them."""
+        store = self.stores[key]
+        prefix = "" if key[1] else "dev_"
         seqs = store.sequences(rows)
         if store.kept[seqs].all():
-            self.hits += 1
+            self.counts[prefix + "replayed_batches"] += 1
             with self._replay(store.get(seqs, attention_mask.shape[-1],
                                         attention_mask.device)):
                 yield
         else:
-            self.misses += 1
+            self.counts[prefix + "computed_batches"] += 1
             with self._keep(store, seqs):
                 yield
+
+    def _before(self, module, args, kwargs):
+        rows = kwargs.pop(ROWS, None)
+        key = (module.active_head, module.training)
+        if rows is not None and key in self.stores:
+            context = self.batch(key, rows, kwargs["attention_mask"])
+            context.__enter__()
+            self._open.append(context)
+        return args, kwargs
+
+    def _after(self, module, args, kwargs, output):
+        while self._open:  # also when the forward raised (always_call): layers restored
+            self._open.pop().__exit__(None, None, None)
 
     @contextmanager
     def _replay(self, hidden: torch.Tensor):
@@ -195,14 +218,19 @@ class LayerCache:
     def session(self):
         """Around the training loop: the frozen layers' dropout off; the kept states freed
         (their files removed) however the loop ends."""
+        hooks = [self.model.register_forward_pre_hook(self._before, with_kwargs=True),
+                 self.model.register_forward_hook(self._after, with_kwargs=True,
+                                                  always_call=True)]
         try:
             with self.frozen_dropout_off():
                 yield self
         finally:
+            for hook in hooks:
+                hook.remove()
             for store in self.stores.values():
                 store.close()
 
     def stats(self) -> dict:
-        """How many batches were replayed from the kept states and how many computed."""
-        return {"from_layer": self.start, "replayed_batches": self.hits,
-                "computed_batches": self.misses}
+        """How many training and dev batches were replayed from the kept states and how many
+        computed."""
+        return {"from_layer": self.start, **self.counts}

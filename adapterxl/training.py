@@ -44,7 +44,7 @@ from .modules.compose import Composition, compose
 from .modules.model import SLOT_PREFIX
 from .modules.store import check_output
 from .data.mixture import TaskStream, task_probabilities
-from .data.preprocess import ROW, ROWS, loader
+from .data.preprocess import ROW, loader
 from .layer_cache import LayerCache
 from .data.sources import DataSource
 from .data.split import given_provenance, provenance, train_and_dev
@@ -319,8 +319,11 @@ def _layer_cache(cfg: TrainConfig, model, data: dict, backbone: Backbone, where:
         raise AdapterxlError("--cache-frozen-layers: masked language modelling draws new masks "
                              "every epoch, so the lower layers' outputs change; train without "
                              "it")
-    return LayerCache(model.encoder, backbone.model_type, backbone.hidden_size, SLOT_PREFIX,
-                      {n: d.train_features for n, d in data.items()}, where)
+    for d in data.values():  # dev batches say which features they hold, too
+        d.dev_features = [{**f, ROW: i} for i, f in enumerate(d.dev_features)]
+    return LayerCache(model, backbone.model_type, backbone.hidden_size, SLOT_PREFIX,
+                      {n: d.train_features for n, d in data.items()}, where,
+                      dev={n: d.dev_features for n, d in data.items()})
 
 
 def _checkpoint_to_resume(cfg: TrainConfig, where: Path, config: dict) -> dict | None:
@@ -595,13 +598,10 @@ def _backward_batch(run: Run, name: str, batch: dict, last: bool, step: int) -> 
     rows, loss_value = len(batch["labels"]), 0.0
     for j, part in enumerate(parts):
         part = {k: v.to(device) for k, v in part.items()}
-        which = part.pop(ROWS, None)  # the features' indices (--cache-frozen-layers)
         # Gradients are averaged across processes at the step's last backward only.
         sync = last and j == len(parts) - 1
         with nullcontext() if sync else acc.no_sync(run.model):
-            with (run.layer_cache.batch(name, which, part["attention_mask"]) if run.layer_cache
-                  else nullcontext()):
-                loss = run.model(**part)["loss"]
+            loss = run.model(**part)["loss"]
             diverged = not bool(torch.isfinite(loss))
             if run.processes > 1:  # all stop, or none: a lone one would deadlock
                 diverged = bool(acc.reduce(torch.tensor(float(diverged), device=acc.device),

@@ -42,17 +42,16 @@ def test_lowest_module_layer(method, layers, lowest):
 def test_replay_gives_what_computing_gives_and_skips_the_frozen_layers(tmp_path, method):
     backbone, model = _model(method)
     features = _features(backbone)
-    cache = LayerCache(model.encoder, backbone.model_type, backbone.hidden_size, SLOT_PREFIX,
-                       {"t": features}, tmp_path)
+    cache = LayerCache(model, backbone.model_type, backbone.hidden_size, SLOT_PREFIX,
+                       {"default": features}, tmp_path, dev={"default": features})
     collate = Collator(backbone.tokenizer.pad_token_id)
     lower_calls = []
     hook = cache.layers[0].register_forward_hook(lambda *a: lower_calls.append(1))
 
     def forward(rows):
-        inputs = collate([features[i] for i in rows])
-        with cache.batch("t", torch.tensor(rows), inputs["attention_mask"]):
-            out = model(**inputs)["logits"]
-        return out
+        inputs = collate([{**features[i], "_row": i} for i in rows])
+        assert inputs["_rows"].tolist() == rows
+        return model(**inputs)["logits"]
 
     order = [5, 3, 1, 0, 2, 4]
     with cache.session():
@@ -62,10 +61,12 @@ def test_replay_gives_what_computing_gives_and_skips_the_frozen_layers(tmp_path,
         assert len(lower_calls) == 1 and cache.stats()["computed_batches"] == 1
         forward(order)  # the same sequences, batched and padded otherwise: layer 0 not run
         assert len(lower_calls) == 1 and cache.stats()["replayed_batches"] == 1
-        model.eval()
+        model.eval()  # eval mode: the dev store, computed once, then replayed
         with torch.no_grad():
+            forward(order)
+            assert len(lower_calls) == 2 and cache.stats()["dev_computed_batches"] == 1
             replayed = forward(order)
-        assert len(lower_calls) == 1 and cache.stats()["replayed_batches"] == 2
+        assert len(lower_calls) == 2 and cache.stats()["dev_replayed_batches"] == 1
     hook.remove()
     assert model.encoder.encoder.layer is cache.layers and len(cache.layers) == 2
     with torch.no_grad():
@@ -81,6 +82,7 @@ def test_a_run_that_replays_trains_what_a_run_that_computes_trains(tmp_path, mon
     stats = cached["layer_cache"]
     assert stats["from_layer"] == 1 and stats["replayed_batches"] > 0, stats
     assert cached["epochs_seen"] == 3 and stats["computed_batches"] == 10, stats
+    assert stats["dev_replayed_batches"] > 0, stats  # dev evaluations after the first
 
     monkeypatch.setattr(layer_cache._Store, "put", lambda self, seqs, hidden: None)
     computed = quick("mnli", tmp_path / "computed", **kw)
@@ -88,8 +90,9 @@ def test_a_run_that_replays_trains_what_a_run_that_computes_trains(tmp_path, mon
     a, b = open_module(cached["module"]), open_module(computed["module"])
     for key, value in a.weights().items():
         torch.testing.assert_close(value, b.weights()[key], atol=1e-4, rtol=1e-4)
-    assert [h["loss"] for h in cached["history"]] == pytest.approx(
-        [h["loss"] for h in computed["history"]], abs=1e-4)
+    assert computed["layer_cache"]["dev_replayed_batches"] == 0
+    for a_step, b_step in zip(cached["history"], computed["history"], strict=True):
+        assert a_step == pytest.approx(b_step, abs=1e-4)  # losses and dev metrics
     assert open_module(cached["module"]).manifest.hyperparameters["cache_frozen_layers"] is True
 
 
@@ -112,8 +115,9 @@ def test_large_caches_live_in_a_file_that_is_removed(tmp_path, monkeypatch):
         interrupt_at(m, 15)
         with pytest.raises(AdapterxlError, match="simulated"):
             quick("mnli", tmp_path / "cut", **kw)
-    assert len(files) == 2 and not files[1].exists()
-    assert files[1].parent.is_dir()  # beside the checkpoint, which stays for --resume
+    cut = [f for f in files if f.parent.name.startswith("cut")]
+    assert len(cut) == 2 and not any(f.exists() for f in cut)  # training and dev stores
+    assert cut[0].parent.is_dir()  # beside the checkpoint, which stays for --resume
 
 
 def test_choices_are_kept_per_sequence(tmp_path):

@@ -282,7 +282,8 @@ class TrainConfig:
     cache_frozen_layers: bool = setting(
         False, bool,
         help="With --module-layers: keep each training sequence's hidden states below the "
-             "lowest module (dropout off there) and start later epochs from them.")
+             "lowest module (dropout off there) and start later epochs and dev evaluations "
+             "from them.")
     sampling: Sampling = setting(
         "proportional", str, choices=get_args(Sampling), only="task",
         help="Multi-task: how often each task's batches come. [default: proportional]")

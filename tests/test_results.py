@@ -53,11 +53,12 @@ def test_bootstrap_units_reproduce_the_metrics():
     whole = qa.score("squad", qpreds, qrows, [], "en")
     assert units.mean(0) == pytest.approx([whole["exact_match"], whole["f1"]])
 
-    samples = bootstrap.resampled_scores("tagging", get_format("tagging"), "tagging_f1",
+    samples = bootstrap.resampled_scores(get_format("tagging"), "tagging_f1",
                                          preds, rows, labels, "en", resamples=300)
     lo, hi = bootstrap.interval(samples)
     assert lo < metrics.tagging_f1(gold, preds)["f1"] < hi
-    assert bootstrap.resampled_scores("retrieval", None, "bucc_f1", [], [{}], [], "en") is None
+    assert bootstrap.resampled_scores(get_format("retrieval"), "bucc_f1", [], [{}], [],
+                                      "en") is None
 
 
 def test_provenance_says_unpinned_when_the_commit_cannot_be_known():

@@ -90,7 +90,7 @@ class Format:
         if resamples:
             from ..scoring import bootstrap
 
-            samples = bootstrap.resampled_scores(self.name, self, task.metric, kept, kept_rows,
+            samples = bootstrap.resampled_scores(self, task.metric, kept, kept_rows,
                                                  labels, lang, resamples=resamples)
         return Scored(predictions, self.score(task.metric, kept, kept_rows, labels, lang),
                       len(rows), len(keep), samples)

@@ -43,12 +43,13 @@ def _chunk_f1(sums: np.ndarray) -> np.ndarray:
         return np.where(p + g > 0, 2 * c / np.where(p + g > 0, p + g, 1), 0.0)
 
 
-def resampled_scores(fmt_name: str, fmt, metric: str, preds, rows, labels, lang,
+def resampled_scores(fmt, metric: str, preds, rows, labels, lang,
                      resamples: int = RESAMPLES, seed: int = SEED) -> np.ndarray | None:
     """`resamples` bootstrap values of the language's task score (metrics.task_score), or None
-    for corpus-level metrics."""
+    for corpus-level metrics. `fmt` is the task's format: one without a head (retrieval, scored
+    on representations) is corpus-level; a per-token head resamples sentences."""
     n = len(rows)
-    if n == 0 or fmt_name == "retrieval" or resamples <= 0:
+    if n == 0 or fmt is None or fmt.head is None or resamples <= 0:
         return None
     rng = np.random.default_rng(seed)
     draws = rng.integers(0, n, size=(resamples, n))
@@ -60,7 +61,7 @@ def resampled_scores(fmt_name: str, fmt, metric: str, preds, rows, labels, lang,
     if metric in ("squad", "squad_v2", "mlqa"):
         units = _qa_units(fmt, metric, preds, rows, labels, lang)
         return units[draws].mean(axis=1).mean(axis=1)  # (EM + F1) / 2
-    if fmt_name == "tagging":
+    if fmt.head == "token":
         units = _tagging_units(preds, rows, labels, metric)
         sums = np.stack([units[i].sum(axis=0) for i in draws])
         if metric == "accuracy":

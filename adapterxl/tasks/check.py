@@ -16,6 +16,13 @@ from .schema import (CATALOG, CONVERTER_NAMES, FIELD_KEYS, FILTER_KEYS, FORMATS,
 _LANG = re.compile(r"^[a-z]{2,3}$")
 
 
+def _within(name: str, where: str, values, languages) -> None:
+    """Refuses language codes in `values` that the task's `languages` do not list."""
+    stray = [x for x in values if x not in languages]
+    if stray:
+        raise _fail(name, f"{where} has {', '.join(stray)}, not in languages")
+
+
 def _fail(name: str, message: str) -> AdapterxlError:
     return AdapterxlError(f"{CATALOG.name}: task {name!r}: {message}")
 
@@ -71,9 +78,7 @@ def _check_spec(name: str, split: str, spec, fmt: str, languages, hub_lang) -> d
     covered = languages
     if "languages" in spec:
         covered = _str_list(name, f"{where}.languages", spec["languages"])
-        stray = [x for x in covered if x not in languages]
-        if stray:
-            raise _fail(name, f"{where}.languages has {', '.join(stray)}, not in languages")
+        _within(name, f"{where}.languages", covered, languages)
     texts = [spec.get("name")] + list((spec.get("filter") or {}).values())
     for text in texts:
         if not isinstance(text, str):
@@ -153,9 +158,7 @@ def _check_suites(name: str, entry: dict, role: str, languages) -> dict:
         if suite not in SUITES:
             raise _fail(name, f"unknown suite {suite!r} (known: {', '.join(SUITES)})")
         langs = _str_list(name, f"suites.{suite}", langs)
-        stray = [x for x in langs if x not in languages]
-        if stray:
-            raise _fail(name, f"suites.{suite} has {', '.join(stray)}, not in languages")
+        _within(name, f"suites.{suite}", langs, languages)
         out_suites[suite] = langs
     return out_suites
 
@@ -165,9 +168,7 @@ def _check_hub_lang(name: str, entry: dict, languages) -> dict:
     if not isinstance(hub_lang, dict) or not all(
             isinstance(k, str) and isinstance(v, str) for k, v in hub_lang.items()):
         raise _fail(name, "hub_lang must map language codes to strings")
-    stray = [x for x in hub_lang if x not in languages]
-    if stray:
-        raise _fail(name, f"hub_lang has {', '.join(stray)}, not in languages")
+    _within(name, "hub_lang", hub_lang, languages)
     return dict(hub_lang)
 
 
@@ -234,9 +235,7 @@ def _check_xtreme_files(name: str, entries, languages) -> tuple[dict, ...]:
                                   f"(known: {', '.join(SPLITS)})")
         if "languages" in entry:
             checked["languages"] = _str_list(name, f"{where}.languages", entry["languages"])
-            stray = [x for x in checked["languages"] if x not in languages]
-            if stray:
-                raise _fail(name, f"{where}.languages has {', '.join(stray)}, not in languages")
+            _within(name, f"{where}.languages", checked["languages"], languages)
         out.append(checked)
     return tuple(out)
 

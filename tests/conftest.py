@@ -96,3 +96,52 @@ def interrupt_at(monkeypatch, step):
         if state["step"] == step:
             raise AdapterxlError("simulated interruption")
     monkeypatch.setattr(checkpoint, "save", save_then_stop)
+
+
+def randomize(model, slot, seed):
+    """Every weight of `slot` set to a non-trivial random value (LoRA's B starts at zero and
+    heads start random), so that a lost or misplaced tensor changes the logits."""
+    import torch
+
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for n, p in model.encoder.named_parameters():
+            if slot.name in n.split("."):
+                p.copy_(torch.randn(p.shape, generator=g) * 0.1)
+
+
+def save_nli_module(model, slot, path, task="xnli", lower=()):
+    """`slot` and the active head saved as a 3-way pair-classification module for `task`."""
+    from adapterxl.modules import save_module
+
+    manifest = {"name": task, "task": task, "format": "pair_classification",
+                "labels": ["entailment", "neutral", "contradiction"],
+                "backbone": model.backbone.describe(),
+                "method": {"name": slot.method, "config": slot.config}, "head": model.head_config}
+    head = {k: v.detach().clone() for k, v in model.head.state_dict().items()}
+    return save_module(path, manifest, model.module_state(slot), head, list(lower))
+
+
+def logits(model, inputs):
+    """The model's logits in eval mode, without a graph."""
+    import torch
+
+    model.eval()
+    with torch.no_grad():
+        return model(**inputs)["logits"]
+
+
+def resumed_after_interruption(monkeypatch, task, out, step, **kw):
+    """A `quick` run interrupted right after its checkpoint at `step`, then resumed with
+    --resume: the resumed run's result."""
+    import pytest
+
+    from adapterxl.errors import AdapterxlError
+
+    with monkeypatch.context() as m:
+        interrupt_at(m, step)
+        with pytest.raises(AdapterxlError, match="simulated"):
+            quick(task, out, **kw)
+    resumed = quick(task, out, resume=True, **kw)
+    assert resumed["resumed_from_step"] == step
+    return resumed

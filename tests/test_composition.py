@@ -11,7 +11,7 @@ from adapterxl.backbone import load_backbone
 from adapterxl.data.preprocess import loader
 from adapterxl.heads import head_config
 from adapterxl.modules import ModularModel, load_for_inference, open_module
-from conftest import batch, interrupt_at, quick
+from conftest import batch, quick, resumed_after_interruption
 
 # ---- fusion learns where the information is --------------------------------------------
 
@@ -281,17 +281,9 @@ class _FakeLoader:
 def test_multitask_resume_is_exact(tmp_path, monkeypatch):
     """Interrupted after its checkpoint at step 6, a multi-task run resumed gives the same
     module as an uninterrupted one."""
-    from adapterxl.errors import AdapterxlError
-
     common = dict(max_steps=12, evals=2, max_eval_examples=20, checkpoint_every=3)
     full = quick("mnli,qqp", tmp_path / "full", **common)
-    out = tmp_path / "cut"
-    with monkeypatch.context() as m:
-        interrupt_at(m, 6)
-        with pytest.raises(AdapterxlError, match="simulated"):
-            quick("mnli,qqp", out, **common)
-    resumed = quick("mnli,qqp", out, resume=True, **common)
-    assert resumed["resumed_from_step"] == 6
+    resumed = resumed_after_interruption(monkeypatch, "mnli,qqp", tmp_path / "cut", 6, **common)
     a, b = open_module(full["module"]), open_module(resumed["module"])
     for key, value in a.weights().items():
         assert torch.equal(value, b.weights()[key]), key

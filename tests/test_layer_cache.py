@@ -13,7 +13,7 @@ from adapterxl.layer_cache import LayerCache, lowest_module_layer
 from adapterxl.modules import assemble, open_module, with_module_layers
 from adapterxl.modules.model import SLOT_PREFIX
 from adapterxl.errors import AdapterxlError
-from conftest import batch, fails, interrupt_at, quick
+from conftest import batch, fails, interrupt_at, quick, resumed_after_interruption
 
 
 def _model(method="seq_bn", layers="top:1", model="builtin:tiny-xlmr"):
@@ -147,13 +147,8 @@ def test_multitask_run_resumed_rebuilds_the_cache(tmp_path, monkeypatch):
                   max_train_examples=160, checkpoint_every=5, evals=2, max_eval_examples=20)
     full = quick("mnli,qqp", tmp_path / "full", **common)
     assert full["layer_cache"]["replayed_batches"] > 0
-    out = tmp_path / "cut"
-    with monkeypatch.context() as m:
-        interrupt_at(m, 15)
-        with pytest.raises(AdapterxlError, match="simulated"):
-            quick("mnli,qqp", out, **common)
-    resumed = quick("mnli,qqp", out, resume=True, **common)
-    assert resumed["resumed_from_step"] == 15
+    resumed = resumed_after_interruption(monkeypatch, "mnli,qqp", tmp_path / "cut", 15,
+                                         **common)
     assert resumed["layer_cache"]["replayed_batches"] > 0
     a, b = open_module(full["module"]), open_module(resumed["module"])
     for key, value in a.weights().items():

@@ -37,7 +37,7 @@ from adapterxl.errors import AdapterxlError
 from adapterxl.heads import head_config
 from adapterxl.modules import (METHODS, Fusion, ModularModel, load_for_inference, open_module,
                                save_module)
-from conftest import batch
+from conftest import batch, logits
 
 
 @pytest.fixture(autouse=True)
@@ -99,12 +99,6 @@ def _perturb(model: ModularModel, slot, seed: int) -> None:
     with torch.no_grad():
         for p in params.values():
             p.add_(torch.randn(p.shape, generator=g) * 0.2)
-
-
-def _logits(model: ModularModel, inputs: dict) -> torch.Tensor:
-    model.eval()
-    with torch.no_grad():
-        return model(**inputs)["logits"]
 
 
 def _manifest(model: ModularModel, slot, name: str) -> dict:
@@ -207,7 +201,7 @@ def test_matrix(tmp_path, arch, composition, lower, top):
     assert top_grads, f"no gradient reached {trainable.name}"
     model.zero_grad(set_to_none=True)
 
-    expected = _logits(model, inputs)
+    expected = logits(model, inputs)
     assert torch.isfinite(expected).all()
 
     # ---- save -> load_for_inference on a fresh backbone: identical logits ----
@@ -221,7 +215,7 @@ def test_matrix(tmp_path, arch, composition, lower, top):
                    for i, m in enumerate(frozen)]
         saved = _save(model, trainable, tmp_path / "top", "top", fused=members)
     loaded = load_for_inference(_backbone(arch), open_module(saved.path))
-    got = _logits(loaded, inputs)
+    got = logits(loaded, inputs)
     # Bit for bit, AdapterFusion included (the native engine stacks the members' outputs
     # contiguously; the adapters library's permuted tensor made the CPU GEMM differ in the
     # last bits between identical models).
@@ -234,7 +228,7 @@ def test_matrix(tmp_path, arch, composition, lower, top):
         slot = alone.add_module(top, trainable.config, trainable=True)
         alone.load_module_state(slot, model.module_state(trainable), "top")
         alone.set_head(model.head_config, model.head_state())
-        assert not torch.allclose(_logits(alone, inputs), expected, atol=1e-4), (
+        assert not torch.allclose(logits(alone, inputs), expected, atol=1e-4), (
             "the lower module has no effect")
 
 

@@ -8,9 +8,9 @@ from adapterxl.backbone import load_backbone
 from adapterxl.errors import AdapterxlError
 from adapterxl.heads import head_config
 from adapterxl.modules import (assemble, load_for_inference, method_config, open_module,
-                               save_module, with_module_layers)
+                               with_module_layers)
 from adapterxl.settings import TrainConfig, layer_selection
-from conftest import batch, fails, quick
+from conftest import batch, fails, logits, quick, randomize, save_nli_module
 
 # tiny-xlmr has 2 layers; compacter's bottleneck must be a multiple of phm_dim there
 METHODS = {"seq_bn": {}, "double_seq_bn": {}, "par_bn": {}, "compacter": {"reduction_factor": 8},
@@ -94,29 +94,6 @@ def test_all_layers_keep_the_graph_from_the_bottom():
     assert _layer_outputs_need_grad(model, batch(backbone)) == [True, True]
 
 
-def _randomize(model, slot, seed):
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for n, p in model.encoder.named_parameters():
-            if slot.name in n.split("."):
-                p.copy_(torch.randn(p.shape, generator=g) * 0.1)
-
-
-def _save(model, slot, path, lower=()):
-    manifest = {"name": "xnli", "task": "xnli", "format": "pair_classification",
-                "labels": ["entailment", "neutral", "contradiction"],
-                "backbone": model.backbone.describe(),
-                "method": {"name": slot.method, "config": slot.config}, "head": model.head_config}
-    head = {k: v.detach().clone() for k, v in model.head.state_dict().items()}
-    return save_module(path, manifest, model.module_state(slot), head, list(lower))
-
-
-def _logits(model, inputs):
-    model.eval()
-    with torch.no_grad():
-        return model(**inputs)["logits"]
-
-
 @pytest.mark.parametrize("lower_layers,upper_layers,method", [
     ("top:1", None, "seq_bn"), (None, "top:1", "seq_bn"), ("1", "0-1", "lora"),
     ("top:1", "top:1", "ia3")])
@@ -125,11 +102,11 @@ def test_save_load_and_stack_place_it_identically(tmp_path, lower_layers, upper_
     lower_model, lower_slot = assemble(
         first, [], method=method, config=with_module_layers(method, {}, lower_layers, 2),
         head=head_config("classification", 64, 3))
-    _randomize(lower_model, lower_slot, 1)
+    randomize(lower_model, lower_slot, 1)
     inputs = batch(first)
-    alone = _logits(lower_model, inputs)
-    lower = _save(lower_model, lower_slot, tmp_path / "lower")
-    assert torch.equal(_logits(load_for_inference(load_backbone("builtin:tiny-xlmr"),
+    alone = logits(lower_model, inputs)
+    lower = save_nli_module(lower_model, lower_slot, tmp_path / "lower")
+    assert torch.equal(logits(load_for_inference(load_backbone("builtin:tiny-xlmr"),
                                                   open_module(tmp_path / "lower")), inputs),
                        alone)
 
@@ -137,11 +114,11 @@ def test_save_load_and_stack_place_it_identically(tmp_path, lower_layers, upper_
     model, top = assemble(fresh, lower.chain(), method=method,
                           config=with_module_layers(method, {}, upper_layers, 2),
                           head=head_config("classification", 64, 3))
-    _randomize(model, top, 2)
-    expected = _logits(model, inputs)
-    _save(model, top, tmp_path / "top", lower=lower.chain())
+    randomize(model, top, 2)
+    expected = logits(model, inputs)
+    save_nli_module(model, top, tmp_path / "top", lower=lower.chain())
     loaded = load_for_inference(load_backbone("builtin:tiny-xlmr"), open_module(tmp_path / "top"))
-    assert torch.equal(_logits(loaded, inputs), expected)
+    assert torch.equal(logits(loaded, inputs), expected)
 
 
 @pytest.mark.parametrize("method", ["seq_bn", "lora"])
@@ -191,15 +168,15 @@ def test_peft_export_and_import_keep_the_layers(tmp_path, method):
     model, slot = assemble(first, [], method=method,
                            config=with_module_layers(method, {}, "top:1", 2),
                            head=head_config("classification", 64, 3))
-    _randomize(model, slot, 3)
+    randomize(model, slot, 3)
     inputs = batch(first)
-    expected = _logits(model, inputs)
-    _save(model, slot, tmp_path / "mod")
+    expected = logits(model, inputs)
+    save_nli_module(model, slot, tmp_path / "mod")
     export_module(tmp_path / "mod", "peft", tmp_path / "peft")
     back = import_module(tmp_path / "peft", tmp_path / "back", model="builtin:tiny-xlmr")
     assert back.method_config["leave_out"] == [0]
     loaded = load_for_inference(load_backbone("builtin:tiny-xlmr"), back, force=True)
-    assert torch.equal(_logits(loaded, inputs), expected)
+    assert torch.equal(logits(loaded, inputs), expected)
 
 
 def test_a_malformed_selection_is_refused_before_anything_loads(tmp_path):
